@@ -1,0 +1,17 @@
+//! Paths of the models shipped in `models/` (see `models/README.md` for their cards).
+//!
+//! The paths are absolute, resolved at compile time from this crate's folder, so that
+//! `cargo run` and `cargo test` find them from any working directory.
+
+/// EfficientNet-Lite0 (ImageNet weights), int8 QDQ graph (per-channel weights): u8 `[B, H, W, 3]`
+/// in, `embedding` `[B, 1280]` and `logits` `[B, 1000]` out.
+pub const CAMERA_INT8: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/models/efficientnet-lite0-int8.onnx");
+
+/// MiniRocket-style random-convolution extractor for 6-channel IMU windows, int8:
+/// f32 `[B, 128, 6]` in, `embedding` out.
+pub const SENSOR_INT8: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/models/minirocket-imu-int8.onnx");
+
+/// The same extractor in f32.
+pub const SENSOR_F32: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/minirocket-imu-f32.onnx");

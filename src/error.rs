@@ -113,6 +113,36 @@ pub enum Error {
         /// Why it is invalid.
         reason: String,
     },
+
+    /// A head, optimizer or EMA parameter failed validation (see [`crate::head::ParamsError`]).
+    #[error(transparent)]
+    HeadParams(#[from] crate::head::ParamsError),
+
+    /// An objective parameter failed validation (see [`crate::objective::ParamsError`]).
+    #[error(transparent)]
+    ObjectiveParams(#[from] crate::objective::ParamsError),
+
+    /// A batch is larger than the capacity fixed at construction.
+    #[error("{op}: {got} exceeds the capacity {capacity} fixed at construction")]
+    CapacityExceeded {
+        /// The operation that checked the capacity.
+        op: &'static str,
+        /// The capacity.
+        capacity: usize,
+        /// What was asked for.
+        got: usize,
+    },
+
+    /// An index (a sample slot, a label) is out of range.
+    #[error("{op}: index {index} out of range (len {len})")]
+    IndexOutOfRange {
+        /// The operation that checked the index.
+        op: &'static str,
+        /// The bad index.
+        index: usize,
+        /// The number of valid indices.
+        len: usize,
+    },
 }
 
 /// `Result` with this crate's [`Error`].

@@ -9,6 +9,7 @@ pub mod error;
 pub mod eval;
 pub mod head;
 pub mod models;
+pub mod objective;
 
 pub use backbone::{Backbone, BackboneSpec, Input, InputKind, Preprocessing};
 pub use error::{Error, Result};

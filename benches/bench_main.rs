@@ -1,0 +1,8 @@
+//! All criterion benches: `cargo bench --bench bench_main` (full), `cargo test --benches`
+//! (each bench runs once, as a smoke test in CI).
+
+use criterion::criterion_main;
+
+mod benchmarks;
+
+criterion_main!(benchmarks::backbone::benches, benchmarks::head::benches);

@@ -1,0 +1,4 @@
+//! One module per pipeline stage.
+
+pub mod backbone;
+pub mod head;

@@ -10,6 +10,7 @@ pub mod eval;
 pub mod head;
 pub mod models;
 pub mod objective;
+pub mod stream;
 
 pub use backbone::{Backbone, BackboneSpec, Input, InputKind, Preprocessing};
 pub use error::{Error, Result};

@@ -118,6 +118,11 @@ pub enum Error {
     #[error(transparent)]
     HeadParams(#[from] crate::head::ParamsError),
 
+    /// Augmentation parameters broke one rule of their `check()` (see
+    /// [`crate::augment::ParamsError`] for the rules, one variant each).
+    #[error(transparent)]
+    AugmentParams(#[from] crate::augment::ParamsError),
+
     /// An objective parameter failed validation (see [`crate::objective::ParamsError`]).
     #[error(transparent)]
     ObjectiveParams(#[from] crate::objective::ParamsError),

@@ -46,7 +46,7 @@ struct RunArgs {
     #[arg(long, value_delimiter = ',', default_values_t = [1u64, 2, 3])]
     seeds: Vec<u64>,
     /// Backbone batch size.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 1)]
     batch: usize,
     /// Folder with the shipped data.
     #[arg(long, default_value = DATA)]
@@ -87,7 +87,7 @@ struct EmbedArgs {
     #[arg(long, default_value_t = 112)]
     size: usize,
     /// Batch size.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 1)]
     batch: usize,
     /// Name of the embedding output of the graph.
     #[arg(long, default_value = "embedding")]

@@ -5,4 +5,10 @@ use criterion::criterion_main;
 
 mod benchmarks;
 
-criterion_main!(benchmarks::backbone::benches, benchmarks::head::benches);
+criterion_main! {
+    benchmarks::backbone::benches,
+    benchmarks::head::benches,
+    benchmarks::bank::benches,
+    benchmarks::gate::benches,
+    benchmarks::persist::benches,
+}

@@ -204,6 +204,17 @@ pub struct Backbone {
     input: Arc<Tensor>,
     embedding_dim: usize,
     logits_dim: Option<usize>,
+    fingerprint: u64,
+}
+
+/// FNV-1a, 64-bit: a fast, stable content fingerprint (not a cryptographic hash).
+pub(crate) fn fnv1a64(bytes: &[u8], seed: u64) -> u64 {
+    let mut h = seed ^ 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
 }
 
 impl std::fmt::Debug for Backbone {
@@ -249,6 +260,7 @@ impl Backbone {
 
     fn build(mut bytes: &[u8], spec: BackboneSpec, origin: String) -> Result<Self> {
         spec.check()?;
+        let fingerprint = fnv1a64(bytes, 0);
         let rejected = |e: TractError| Error::ModelRejected {
             origin: origin.clone(),
             message: one_line(&e),
@@ -334,6 +346,7 @@ impl Backbone {
         Ok(Backbone {
             embedding_dim: dims[0],
             logits_dim: dims.get(1).copied(),
+            fingerprint,
             spec,
             origin,
             state,
@@ -344,6 +357,11 @@ impl Backbone {
     /// The spec this backbone was built with.
     pub fn spec(&self) -> &BackboneSpec {
         &self.spec
+    }
+
+    /// A fingerprint of the model bytes (FNV-1a 64), e.g. to key caches of embeddings.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
     }
 
     /// Dimension `D` of one embedding.

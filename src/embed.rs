@@ -2,9 +2,16 @@
 //!
 //! Images are resized (bilinear) and converted to RGB to the backbone's input size on the fly;
 //! sensor windows must already have the backbone's `steps x channels`.
+//!
+//! The backbone is frozen, so an embedding never changes: [`EmbeddingCache`] stores the
+//! embeddings of a whole dataset as `.npy` under a folder, keyed by the model's fingerprint, the
+//! input spec and the data's fingerprint, and experiments and tests reuse them.
 
-use crate::backbone::{Backbone, Input, InputKind};
+use std::path::{Path, PathBuf};
+
+use crate::backbone::{Backbone, Input, InputKind, fnv1a64};
 use crate::data::image::{Geometry, resize_into};
+use crate::data::npy;
 use crate::data::{ImageSet, SensorSet};
 use crate::error::{Error, Result};
 
@@ -113,4 +120,97 @@ pub fn embed_windows(
         progress(done);
     }
     Ok(())
+}
+
+/// A folder of cached dataset embeddings (`<dir>/<key>.npy`, float32 `[n, D]`).
+///
+/// The key covers the model bytes, the backbone's input spec and every byte (and label) of the
+/// data, so a changed model or dataset never reads a stale entry. Writes are atomic (temporary
+/// file + rename), so concurrent processes filling the same entry are safe. An unreadable or
+/// inconsistent entry is recomputed, never trusted.
+#[derive(Debug, Clone)]
+pub struct EmbeddingCache {
+    dir: PathBuf,
+}
+
+impl EmbeddingCache {
+    /// A cache in `dir` (created on first write).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        EmbeddingCache { dir: dir.into() }
+    }
+
+    /// The cache folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, backbone: &Backbone, data_key: u64) -> PathBuf {
+        let spec = format!("{:?}", backbone.spec().input);
+        let key = fnv1a64(spec.as_bytes(), backbone.fingerprint() ^ data_key);
+        self.dir.join(format!("emb-{key:016x}.npy"))
+    }
+
+    fn get_or_fill(
+        &self,
+        path: &Path,
+        n: usize,
+        d: usize,
+        fill: impl FnOnce(&mut [f32]) -> Result<()>,
+    ) -> Result<Vec<f32>> {
+        if let Ok(a) = npy::read(path)
+            && a.shape == [n, d]
+            && let Some(v) = a.to_f32()
+            && v.iter().all(|x| x.is_finite())
+        {
+            return Ok(v);
+        }
+        let mut out = vec![0f32; n * d];
+        fill(&mut out)?;
+        std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        npy::write_f32(path, &[n, d], &out)?;
+        Ok(out)
+    }
+
+    /// The embeddings of every image of `set` (`[set.len(), D]`), computed with
+    /// [`embed_images`] on a miss.
+    ///
+    /// # Errors
+    /// As [`embed_images`], or [`Error::Io`] if the cache folder cannot be written.
+    pub fn images(
+        &self,
+        backbone: &mut Backbone,
+        set: &ImageSet,
+        progress: impl FnMut(usize),
+    ) -> Result<Vec<f32>> {
+        let mut key =
+            fnv1a64(&set.pixels, (set.height * 31 + set.width) as u64 * 7 + set.channels as u64);
+        if let Some(l) = &set.labels {
+            key = l.iter().fold(key, |h, &v| fnv1a64(&v.to_le_bytes(), h));
+        }
+        let path = self.path(backbone, key);
+        let (n, d) = (set.len(), backbone.embedding_dim());
+        let all: Vec<usize> = (0..n).collect();
+        self.get_or_fill(&path, n, d, |out| embed_images(backbone, set, &all, out, progress))
+    }
+
+    /// The embeddings of every window of `set` (`[set.len(), D]`), computed with
+    /// [`embed_windows`] on a miss.
+    ///
+    /// # Errors
+    /// As [`embed_windows`], or [`Error::Io`] if the cache folder cannot be written.
+    pub fn windows(
+        &self,
+        backbone: &mut Backbone,
+        set: &SensorSet,
+        progress: impl FnMut(usize),
+    ) -> Result<Vec<f32>> {
+        let key = set
+            .values
+            .iter()
+            .fold((set.steps * 131 + set.channels) as u64, |h, v| fnv1a64(&v.to_le_bytes(), h));
+        let path = self.path(backbone, key);
+        let (n, d) = (set.len(), backbone.embedding_dim());
+        let all: Vec<usize> = (0..n).collect();
+        self.get_or_fill(&path, n, d, |out| embed_windows(backbone, set, &all, out, progress))
+    }
 }

@@ -114,6 +114,106 @@ pub enum Error {
         reason: String,
     },
 
+    /// A state file is shorter than its header or a section says (a crash or copy cut it).
+    #[error("{path}: truncated state file: needs {needed} bytes, has {got}")]
+    StateTruncated {
+        /// The file (`<bytes>` when parsed from memory).
+        path: PathBuf,
+        /// Bytes the header or a section needs.
+        needed: u64,
+        /// Bytes present.
+        got: u64,
+    },
+
+    /// A state file does not start with the `edge-ssl` magic `EDGESSL\0`.
+    #[error("{path}: not an edge-ssl state file (magic {found:02x?})")]
+    StateBadMagic {
+        /// The file.
+        path: PathBuf,
+        /// The first 8 bytes found.
+        found: [u8; 8],
+    },
+
+    /// A state file was written in a format version this build cannot read.
+    #[error("{path}: state format version {found}, this build reads version {supported}")]
+    StateVersion {
+        /// The file.
+        path: PathBuf,
+        /// The version in the file.
+        found: u32,
+        /// The version this build reads and writes.
+        supported: u32,
+    },
+
+    /// A checksum does not match: the header or a section was corrupted (bit flip, torn write).
+    #[error("{path}: checksum mismatch in {section}: stored {stored:08x}, computed {computed:08x}")]
+    StateChecksum {
+        /// The file.
+        path: PathBuf,
+        /// `header` or the section's name.
+        section: String,
+        /// The checksum stored in the file.
+        stored: u32,
+        /// The checksum of the bytes read.
+        computed: u32,
+    },
+
+    /// A state file was written for other dimensions (embedding dim, classes, bank capacity...).
+    #[error("{path}: state file has {field} = {found}, expected {expected}")]
+    StateDims {
+        /// The file.
+        path: PathBuf,
+        /// The dimension that differs.
+        field: &'static str,
+        /// The value the caller expects.
+        expected: u64,
+        /// The value in the file.
+        found: u64,
+    },
+
+    /// A state file or section passed its checksums but its content is inconsistent (bad
+    /// lengths, unknown tags, non-zero reserved bytes, impossible counts). Written by a buggy or
+    /// foreign writer; never produced by [`crate::persist`] itself.
+    #[error("{path}: malformed state file: {reason}")]
+    StateMalformed {
+        /// The file.
+        path: PathBuf,
+        /// What is inconsistent.
+        reason: String,
+    },
+
+    /// A state file lacks a section the caller asked for.
+    #[error("{path}: state file has no section {section}")]
+    StateMissingSection {
+        /// The file.
+        path: PathBuf,
+        /// The missing section's name.
+        section: String,
+    },
+
+    /// A state file or state is larger than the format allows.
+    #[error("{path}: state of {size} bytes exceeds the limit of {limit} bytes")]
+    StateTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The size found or requested.
+        size: u64,
+        /// The limit ([`crate::persist::MAX_FILE_BYTES`]).
+        limit: u64,
+    },
+
+    /// A covariance matrix is not positive definite even after shrinkage (e.g. every sample
+    /// identical, or all variance zero), so the Cholesky factorization failed.
+    #[error("{op}: matrix not positive definite (pivot {pivot} at row {row})")]
+    NotPositiveDefinite {
+        /// The operation that factorized.
+        op: &'static str,
+        /// The row whose pivot failed.
+        row: usize,
+        /// The failing pivot value.
+        pivot: f64,
+    },
+
     /// A head, optimizer or EMA parameter failed validation (see [`crate::head::ParamsError`]).
     #[error(transparent)]
     HeadParams(#[from] crate::head::ParamsError),
@@ -136,6 +236,16 @@ pub enum Error {
         capacity: usize,
         /// What was asked for.
         got: usize,
+    },
+
+    /// The plotting library failed to lay out or draw a report plot (see [`crate::report`]).
+    #[error("{path}: cannot draw plot: {source}")]
+    Plot {
+        /// The plot file that was being written.
+        path: PathBuf,
+        /// The plotting library's error.
+        #[source]
+        source: BoxError,
     },
 
     /// An index (a sample slot, a label) is out of range.

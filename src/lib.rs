@@ -4,13 +4,18 @@
 
 pub mod augment;
 pub mod backbone;
+pub mod bank;
 pub mod data;
 pub mod embed;
 pub mod error;
 pub mod eval;
+pub mod gate;
 pub mod head;
+pub mod learner;
 pub mod models;
 pub mod objective;
+pub mod persist;
+pub mod report;
 pub mod stream;
 
 pub use backbone::{Backbone, BackboneSpec, Input, InputKind, Preprocessing};

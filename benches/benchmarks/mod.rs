@@ -1,4 +1,7 @@
 //! One module per pipeline stage.
 
 pub mod backbone;
+pub mod bank;
+pub mod gate;
 pub mod head;
+pub mod persist;

@@ -303,14 +303,19 @@ pub fn encode_f32(shape: &[usize], values: &[f32]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Writes a float32 array as `.npy`, atomically (temporary file, fsync, rename).
+/// Writes a float32 array as `.npy`, atomically (unique temporary file, fsync, rename).
 ///
 /// # Errors
 /// As [`encode_f32`], or [`Error::Io`].
 pub fn write_f32(path: impl AsRef<Path>, shape: &[usize], values: &[f32]) -> Result<()> {
     let path = path.as_ref();
     let bytes = encode_f32(shape, values)?;
-    let tmp = path.with_extension("npy.tmp");
+    // A unique temporary name, so that concurrent writers of the same path never interleave.
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".tmp.{}.{n}", std::process::id()));
+    let tmp = path.with_file_name(name);
     let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
     f.write_all(&bytes).and_then(|()| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))

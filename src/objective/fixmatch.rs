@@ -207,6 +207,34 @@ pub struct AdaptiveThreshold {
 }
 
 impl AdaptiveThreshold {
+    /// Number of values in [`AdaptiveThreshold::state_into`]: `1 + n_classes`.
+    pub fn state_len(&self) -> usize {
+        1 + self.class.len()
+    }
+
+    /// Writes the running state (global EMA, then the per-class EMAs) for persistence.
+    ///
+    /// # Errors
+    /// [`crate::Error::ShapeMismatch`] if `out.len() != state_len()`.
+    pub fn state_into(&self, out: &mut [f32]) -> Result<()> {
+        same_len("AdaptiveThreshold::state_into", "out", self.state_len(), out.len())?;
+        out[0] = self.global;
+        out[1..].copy_from_slice(&self.class);
+        Ok(())
+    }
+
+    /// Restores a state written by [`AdaptiveThreshold::state_into`].
+    ///
+    /// # Errors
+    /// [`crate::Error::ShapeMismatch`] for a wrong length, [`crate::Error::NonFinite`] for NaN.
+    pub fn restore(&mut self, state: &[f32]) -> Result<()> {
+        same_len("AdaptiveThreshold::restore", "state", self.state_len(), state.len())?;
+        check_finite("AdaptiveThreshold::restore", state)?;
+        self.global = state[0];
+        self.class.copy_from_slice(&state[1..]);
+        Ok(())
+    }
+
     /// Updates the global and per-class EMAs with a batch of probabilities.
     ///
     /// # Shapes

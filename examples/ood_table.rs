@@ -1,0 +1,235 @@
+//! Fashion-MNIST (in) vs MNIST (out): AUROC and FPR at 95% TPR of the OOD gate variants on the
+//! int8 EfficientNet-Lite0 embeddings (112x112) and on raw pixels, side by side.
+//!
+//! Protocol (what a device could run): per seed, the gate's TRUSTED data is 10 labelled images
+//! per class drawn from the 6000-image Fashion-MNIST pool. The unlabelled stream is the whole
+//! pool plus 1000 MNIST digits (14% contamination, never labelled, not known to be clean); it
+//! is used ONLY for unsupervised PCA bases. Test: the 2000 Fashion-MNIST test images (in) vs
+//! the other 1000 MNIST digits (out). Combinations z-score each score with the mean and sd of
+//! the trusted samples' own scores.
+//!
+//! `cargo run --release --example ood_table` (embeddings computed once with the shipped int8 backbone into target/tmp/embeddings)
+
+use edge_ssl::data::idx;
+use edge_ssl::embed::EmbeddingCache;
+use edge_ssl::gate::eval::{auroc, fpr_at_tpr};
+use edge_ssl::gate::{GateParams, Projection, Variant, linalg};
+use edge_ssl::{Backbone, BackboneSpec, models};
+use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
+
+/// Embeddings of an IDX image file, cached under `target/tmp/embeddings`.
+fn embeddings(path: &str) -> Vec<f32> {
+    let set = idx::read_images(path, None::<&str>).unwrap();
+    let mut bb =
+        Backbone::load(models::CAMERA_INT8, BackboneSpec::efficientnet_lite0(112, 1)).unwrap();
+    let cache = EmbeddingCache::new(concat!(env!("CARGO_MANIFEST_DIR"), "/target/tmp/embeddings"));
+    cache.images(&mut bb, &set, |_| {}).unwrap()
+}
+
+fn pixels(path: &str) -> Vec<f32> {
+    let set = idx::read_images(path, None::<&str>).unwrap();
+    set.pixels.iter().map(|&p| f32::from(p) / 255.0).collect()
+}
+
+/// PCA basis (k x d) of `data`, and a closure-free projector.
+fn basis(data: &[f32], d: usize, k: usize) -> (Vec<f32>, Vec<f32>) {
+    let n = data.len() / d;
+    let mut mean = vec![0f64; d];
+    for r in data.chunks_exact(d) {
+        mean.iter_mut().zip(r).for_each(|(m, &v)| *m += f64::from(v) / n as f64);
+    }
+    let mut cov = vec![0f64; d * d];
+    let mut c = vec![0f64; d];
+    for r in data.chunks_exact(d) {
+        c.iter_mut().zip(r).zip(&mean).for_each(|((o, &v), m)| *o = f64::from(v) - m);
+        for i in 0..d {
+            let a = c[i];
+            for j in i..d {
+                cov[i * d + j] += a * c[j];
+            }
+        }
+    }
+    for i in 0..d {
+        for j in 0..i {
+            cov[i * d + j] = cov[j * d + i];
+        }
+    }
+    let (_, v) = linalg::top_eigen(&cov, d, k, 16);
+    (mean.iter().map(|&m| m as f32).collect(), v.iter().map(|&v| v as f32).collect())
+}
+
+fn project(data: &[f32], d: usize, mean: &[f32], b: &[f32], k: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(data.len() / d * k);
+    for r in data.chunks_exact(d) {
+        for row in b.chunks_exact(d).take(k) {
+            out.push(row.iter().zip(r).zip(mean).map(|((w, x), m)| w * (x - m)).sum());
+        }
+    }
+    out
+}
+
+struct Scores {
+    trusted: Vec<f32>,
+    ins: Vec<f32>,
+    outs: Vec<f32>,
+}
+
+fn gate_scores(
+    p: GateParams,
+    tx: &[f32],
+    ty: &[u32],
+    d: usize,
+    unl: &[f32],
+    ins: &[f32],
+    outs: &[f32],
+) -> Scores {
+    let g = p.fit(tx, d, ty, 10, unl).unwrap();
+    let sc = |x: &[f32]| {
+        let mut s = vec![0f32; x.len() / d];
+        g.score_into(x, &mut s).unwrap();
+        s
+    };
+    Scores { trusted: sc(tx), ins: sc(ins), outs: sc(outs) }
+}
+
+fn norm_scores(tx: &[f32], ins: &[f32], outs: &[f32], d: usize) -> Scores {
+    let f = |x: &[f32]| -> Vec<f32> {
+        x.chunks_exact(d).map(|r| -r.iter().map(|v| v * v).sum::<f32>().sqrt()).collect()
+    };
+    Scores { trusted: f(tx), ins: f(ins), outs: f(outs) }
+}
+
+fn zsum(parts: &[&Scores]) -> Scores {
+    let z = |s: &Scores, v: &[f32]| -> Vec<f32> {
+        let n = s.trusted.len() as f32;
+        let m = s.trusted.iter().sum::<f32>() / n;
+        let sd = (s.trusted.iter().map(|t| (t - m) * (t - m)).sum::<f32>() / n).sqrt().max(1e-12);
+        v.iter().map(|x| (x - m) / sd).collect()
+    };
+    let add = |pick: &dyn Fn(&Scores) -> &Vec<f32>| -> Vec<f32> {
+        let mut acc = vec![0f32; pick(parts[0]).len()];
+        for s in parts {
+            acc.iter_mut().zip(z(s, pick(s))).for_each(|(a, b)| *a += b);
+        }
+        acc
+    };
+    Scores { trusted: add(&|s| &s.trusted), ins: add(&|s| &s.ins), outs: add(&|s| &s.outs) }
+}
+
+fn main() {
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/data");
+    let (de, dp) = (1280, 784);
+    let e_pool = embeddings(&format!("{data}/fashion-mnist/train-images-idx3-ubyte.gz"));
+    let e_test = embeddings(&format!("{data}/fashion-mnist/t10k-images-idx3-ubyte.gz"));
+    let e_mn = embeddings(&format!("{data}/mnist/ood-images-idx3-ubyte.gz"));
+    let p_pool = pixels(&format!("{data}/fashion-mnist/train-images-idx3-ubyte.gz"));
+    let p_test = pixels(&format!("{data}/fashion-mnist/t10k-images-idx3-ubyte.gz"));
+    let p_mn = pixels(&format!("{data}/mnist/ood-images-idx3-ubyte.gz"));
+    let y_pool =
+        idx::read_labels(format!("{data}/fashion-mnist/train-labels-idx1-ubyte.gz")).unwrap();
+    assert_eq!(e_pool.len() / de, y_pool.len());
+    assert_eq!(e_mn.len() / de, p_mn.len() / dp);
+    let n_mn = e_mn.len() / de;
+    let half = n_mn / 2;
+    // stream = pool + first half of MNIST (contamination); test OOD = second half
+    let e_stream: Vec<f32> = e_pool.iter().chain(&e_mn[..half * de]).copied().collect();
+    let p_stream: Vec<f32> = p_pool.iter().chain(&p_mn[..half * dp]).copied().collect();
+    let (e_out, p_out) = (&e_mn[half * de..], &p_mn[half * dp..]);
+    let t0 = std::time::Instant::now();
+    let (em, eb) = basis(&e_stream, de, 128);
+    let (pm, pb) = basis(&p_stream, dp, 64);
+    eprintln!("PCA bases on the stream: {:.1} s", t0.elapsed().as_secs_f64());
+    let e_test_k = project(&e_test, de, &em, &eb, 128);
+    let e_out_k = project(e_out, de, &em, &eb, 128);
+    let e_pool_k = project(&e_pool, de, &em, &eb, 128);
+    let p_test_k = project(&p_test, dp, &pm, &pb, 64);
+    let p_out_k = project(p_out, dp, &pm, &pb, 64);
+    let p_pool_k = project(&p_pool, dp, &pm, &pb, 64);
+
+    let mut rows: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    let mut record = |name: &str, s: &Scores| {
+        let r = (auroc(&s.ins, &s.outs), fpr_at_tpr(&s.ins, &s.outs, 0.95));
+        match rows.iter_mut().find(|(n, _)| n == name) {
+            Some((_, v)) => v.push(r),
+            None => rows.push((name.to_string(), vec![r])),
+        }
+    };
+    let tied = GateParams::default();
+    let rel = GateParams { variant: Variant::Relative, ..tied };
+    let diag = GateParams { variant: Variant::Diagonal, ..tied };
+    for seed in 0..3u64 {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut idx: Vec<usize> = Vec::new();
+        for c in 0..10u32 {
+            let mut cand: Vec<usize> = (0..y_pool.len()).filter(|&i| y_pool[i] == c).collect();
+            cand.shuffle(&mut rng);
+            idx.extend_from_slice(&cand[..10]);
+        }
+        let ty: Vec<u32> = idx.iter().map(|&i| y_pool[i]).collect();
+        let rows_of = |x: &[f32], d: usize| -> Vec<f32> {
+            idx.iter().flat_map(|&i| x[i * d..(i + 1) * d].to_vec()).collect()
+        };
+        let sub = |x: &[f32], k: usize| -> Vec<f32> {
+            x.chunks_exact(128).flat_map(|r| r[..k].to_vec()).collect()
+        };
+        let psub = |x: &[f32], k: usize| -> Vec<f32> {
+            x.chunks_exact(64).flat_map(|r| r[..k].to_vec()).collect()
+        };
+        let (te, tp) = (rows_of(&e_pool, de), rows_of(&p_pool, dp));
+        let s = gate_scores(tied, &tp, &ty, dp, &[], &p_test, p_out);
+        record("pixels 784-d, tied", &s);
+        let pix32 = {
+            let tk = rows_of(&psub(&p_pool_k, 32), 32);
+            gate_scores(tied, &tk, &ty, 32, &[], &psub(&p_test_k, 32), &psub(&p_out_k, 32))
+        };
+        record("pixels PCA-32 (stream), tied", &pix32);
+        let pix32r = {
+            let tk = rows_of(&psub(&p_pool_k, 32), 32);
+            gate_scores(rel, &tk, &ty, 32, &[], &psub(&p_test_k, 32), &psub(&p_out_k, 32))
+        };
+        record("pixels PCA-32 (stream), relative", &pix32r);
+        for (name, p) in [("tied", tied), ("relative", rel), ("diagonal", diag)] {
+            let s = gate_scores(p, &te, &ty, de, &[], &e_test, e_out);
+            record(&format!("emb 1280-d, {name}"), &s);
+        }
+        let s = gate_scores(
+            GateParams { projection: Projection::Pca(32), ..tied },
+            &te,
+            &ty,
+            de,
+            &[],
+            &e_test,
+            e_out,
+        );
+        record("emb PCA-32 (trusted only), tied", &s);
+        let norm = norm_scores(&te, &e_test, e_out, de);
+        record("emb -L2 norm", &norm);
+        let mut best = None;
+        for k in [8, 16, 32, 64, 128] {
+            let tk = rows_of(&sub(&e_pool_k, k), k);
+            let (ik, ok) = (sub(&e_test_k, k), sub(&e_out_k, k));
+            for (name, p) in [("tied", tied), ("relative", rel), ("diagonal", diag)] {
+                let s = gate_scores(p, &tk, &ty, k, &[], &ik, &ok);
+                record(&format!("emb PCA-{k} (stream), {name}"), &s);
+                if k == 16 && name == "tied" {
+                    best = Some(s);
+                }
+            }
+        }
+        let e16 = best.unwrap();
+        record("z: emb PCA-16 + pixels PCA-32", &zsum(&[&e16, &pix32]));
+        record("z: emb PCA-16 + norm", &zsum(&[&e16, &norm]));
+        record("z: emb PCA-16 + norm + pixels PCA-32", &zsum(&[&e16, &norm, &pix32]));
+        record("z: norm + pixels PCA-32", &zsum(&[&norm, &pix32]));
+        eprintln!("seed {seed} done at {:.1} s", t0.elapsed().as_secs_f64());
+    }
+    println!("| scorer | AUROC | FPR@95TPR |");
+    println!("|---|---|---|");
+    for (name, v) in &rows {
+        let n = v.len() as f64;
+        let (ma, mf) =
+            (v.iter().map(|r| r.0).sum::<f64>() / n, v.iter().map(|r| r.1).sum::<f64>() / n);
+        let sa = (v.iter().map(|r| (r.0 - ma).powi(2)).sum::<f64>() / n).sqrt();
+        println!("| {name} | {ma:.3} ± {sa:.3} | {mf:.3} |");
+    }
+}

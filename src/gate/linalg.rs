@@ -1,0 +1,238 @@
+//! Small dense linear algebra in f64 for the gate: Cholesky, triangular solves, symmetric
+//! eigen-decomposition (cyclic Jacobi) and top-k eigenvectors by subspace iteration.
+//! Matrices are row-major `Vec<f64>` / slices.
+
+use crate::error::{Error, Result};
+
+/// In-place lower Cholesky factor of the symmetric `n x n` matrix `a` (upper triangle zeroed).
+///
+/// # Errors
+/// [`Error::NotPositiveDefinite`] if a pivot is not positive and finite.
+pub fn cholesky(a: &mut [f64], n: usize, op: &'static str) -> Result<()> {
+    for j in 0..n {
+        let mut d = a[j * n + j];
+        for k in 0..j {
+            d -= a[j * n + k] * a[j * n + k];
+        }
+        if !(d > 0.0 && d.is_finite()) {
+            return Err(Error::NotPositiveDefinite { op, row: j, pivot: d });
+        }
+        let d = d.sqrt();
+        a[j * n + j] = d;
+        for i in j + 1..n {
+            let mut s = a[i * n + j];
+            let (ri, rj) = (i * n, j * n);
+            for k in 0..j {
+                s -= a[ri + k] * a[rj + k];
+            }
+            a[i * n + j] = s / d;
+        }
+        for k in j + 1..n {
+            a[j * n + k] = 0.0;
+        }
+    }
+    Ok(())
+}
+
+/// Solves `L y = b` in place (`L` lower triangular `n x n`).
+pub fn forward_solve(l: &[f64], n: usize, b: &mut [f64]) {
+    for i in 0..n {
+        let row = &l[i * n..i * n + i];
+        let s: f64 = row.iter().zip(&b[..i]).map(|(a, y)| a * y).sum();
+        b[i] = (b[i] - s) / l[i * n + i];
+    }
+}
+
+/// Eigen-decomposition of the symmetric `n x n` matrix `a` by cyclic Jacobi rotations.
+/// Returns `(values, vectors)` sorted by decreasing value; `vectors` is row-major `n x n` with
+/// eigenvector `i` in ROW `i`.
+pub fn sym_eigen(a: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut a = a.to_vec();
+    let mut v = vec![0.0; n * n];
+    for i in 0..n {
+        v[i * n + i] = 1.0;
+    }
+    for _sweep in 0..60 {
+        let off: f64 = (0..n)
+            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| a[i * n + j] * a[i * n + j])
+            .sum();
+        let diag: f64 = (0..n).map(|i| a[i * n + i] * a[i * n + i]).sum();
+        if off <= 1e-24 * diag.max(f64::MIN_POSITIVE) {
+            break;
+        }
+        for p in 0..n {
+            for q in p + 1..n {
+                let apq = a[p * n + q];
+                if apq.abs() < 1e-300 {
+                    continue;
+                }
+                let theta = (a[q * n + q] - a[p * n + p]) / (2.0 * apq);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let t = if theta == 0.0 { 1.0 } else { t };
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for k in 0..n {
+                    let (akp, akq) = (a[k * n + p], a[k * n + q]);
+                    a[k * n + p] = c * akp - s * akq;
+                    a[k * n + q] = s * akp + c * akq;
+                }
+                for k in 0..n {
+                    let (apk, aqk) = (a[p * n + k], a[q * n + k]);
+                    a[p * n + k] = c * apk - s * aqk;
+                    a[q * n + k] = s * apk + c * aqk;
+                }
+                for k in 0..n {
+                    let (vkp, vkq) = (v[k * n + p], v[k * n + q]);
+                    v[k * n + p] = c * vkp - s * vkq;
+                    v[k * n + q] = s * vkp + c * vkq;
+                }
+            }
+        }
+    }
+    let mut idx: Vec<usize> = (0..n).collect();
+    idx.sort_by(|&i, &j| a[j * n + j].total_cmp(&a[i * n + i]));
+    let vals = idx.iter().map(|&i| a[i * n + i]).collect();
+    let mut vecs = vec![0.0; n * n];
+    for (r, &i) in idx.iter().enumerate() {
+        for k in 0..n {
+            vecs[r * n + k] = v[k * n + i];
+        }
+    }
+    (vals, vecs)
+}
+
+/// Modified Gram-Schmidt on the `m` rows (each of length `n`) of `q`; a row that becomes
+/// (numerically) zero is replaced by a deterministic unit vector orthogonal to the others.
+fn orthonormalize_rows(q: &mut [f64], m: usize, n: usize) {
+    for i in 0..m {
+        for attempt in 0..3 {
+            for j in 0..i {
+                let (head, tail) = q.split_at_mut(i * n);
+                let qj = &head[j * n..(j + 1) * n];
+                let qi = &mut tail[..n];
+                let d: f64 = qi.iter().zip(qj).map(|(a, b)| a * b).sum();
+                qi.iter_mut().zip(qj).for_each(|(a, b)| *a -= d * b);
+            }
+            let row = &mut q[i * n..(i + 1) * n];
+            let norm = row.iter().map(|v| v * v).sum::<f64>().sqrt();
+            if norm > 1e-12 {
+                row.iter_mut().for_each(|v| *v /= norm);
+                break;
+            }
+            for (k, v) in row.iter_mut().enumerate() {
+                *v = pseudo_random((i * 7919 + k + attempt * 104_729) as u64);
+            }
+        }
+    }
+}
+
+/// A deterministic value in `[-1, 1)` (splitmix64), for reproducible starting subspaces.
+fn pseudo_random(i: u64) -> f64 {
+    let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+}
+
+/// The top `k` eigenvectors (rows of the returned `k x n` matrix) and eigenvalues of the
+/// symmetric positive semi-definite `n x n` matrix `c`, by subspace iteration with `k + 8`
+/// vectors, `iters` iterations and a final Rayleigh-Ritz step. Deterministic.
+pub fn top_eigen(c: &[f64], n: usize, k: usize, iters: usize) -> (Vec<f64>, Vec<f64>) {
+    let m = (k + 8).min(n);
+    let mut q: Vec<f64> = (0..m * n).map(|i| pseudo_random(i as u64)).collect();
+    orthonormalize_rows(&mut q, m, n);
+    let mut z = vec![0.0; m * n];
+    for _ in 0..iters {
+        // z_i = C q_i (C symmetric, so rows of C dot q_i)
+        for i in 0..m {
+            let qi = &q[i * n..(i + 1) * n];
+            for r in 0..n {
+                z[i * n + r] = c[r * n..(r + 1) * n].iter().zip(qi).map(|(a, b)| a * b).sum();
+            }
+        }
+        std::mem::swap(&mut q, &mut z);
+        orthonormalize_rows(&mut q, m, n);
+    }
+    // Rayleigh-Ritz: T = Q C Q^T (m x m)
+    for i in 0..m {
+        let qi = &q[i * n..(i + 1) * n];
+        for r in 0..n {
+            z[i * n + r] = c[r * n..(r + 1) * n].iter().zip(qi).map(|(a, b)| a * b).sum();
+        }
+    }
+    let mut t = vec![0.0; m * m];
+    for i in 0..m {
+        for j in 0..m {
+            t[i * m + j] =
+                q[i * n..(i + 1) * n].iter().zip(&z[j * n..(j + 1) * n]).map(|(a, b)| a * b).sum();
+        }
+    }
+    for i in 0..m {
+        for j in i + 1..m {
+            let s = 0.5 * (t[i * m + j] + t[j * m + i]);
+            t[i * m + j] = s;
+            t[j * m + i] = s;
+        }
+    }
+    let (vals, vecs) = sym_eigen(&t, m);
+    let mut out = vec![0.0; k * n];
+    for r in 0..k {
+        for j in 0..m {
+            let w = vecs[r * m + j];
+            out[r * n..(r + 1) * n].iter_mut().zip(&q[j * n..(j + 1) * n]).for_each(|(o, b)| {
+                *o += w * b;
+            });
+        }
+    }
+    (vals[..k].to_vec(), out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cholesky_reconstructs() {
+        let a = [4.0, 2.0, 0.4, 2.0, 5.0, 1.0, 0.4, 1.0, 3.0];
+        let mut l = a;
+        cholesky(&mut l, 3, "t").unwrap();
+        for i in 0..3 {
+            for j in 0..3 {
+                let s: f64 = (0..3).map(|k| l[i * 3 + k] * l[j * 3 + k]).sum();
+                assert!((s - a[i * 3 + j]).abs() < 1e-12);
+            }
+        }
+        let mut b = [1.0, 2.0, 3.0];
+        forward_solve(&l, 3, &mut b);
+        let y0 = 1.0 / 2.0;
+        assert!((b[0] - y0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn cholesky_rejects_indefinite() {
+        let mut a = [1.0, 2.0, 2.0, 1.0];
+        assert!(matches!(cholesky(&mut a, 2, "t"), Err(Error::NotPositiveDefinite { row: 1, .. })));
+    }
+
+    #[test]
+    fn eigen_of_diagonal_and_rotated() {
+        // A = R diag(5, 2, 1) R^T with a rotation in the (0, 1) plane
+        let (c, s) = (0.6f64, 0.8f64);
+        let r = [c, -s, 0.0, s, c, 0.0, 0.0, 0.0, 1.0];
+        let d = [5.0, 2.0, 1.0];
+        let mut a = [0.0; 9];
+        for i in 0..3 {
+            for j in 0..3 {
+                a[i * 3 + j] = (0..3).map(|k| r[i * 3 + k] * d[k] * r[j * 3 + k]).sum();
+            }
+        }
+        let (vals, vecs) = sym_eigen(&a, 3);
+        assert!((vals[0] - 5.0).abs() < 1e-10 && (vals[2] - 1.0).abs() < 1e-10);
+        assert!((vecs[0].abs() - c).abs() < 1e-8 && (vecs[1].abs() - s).abs() < 1e-8);
+        let (tv, tvec) = top_eigen(&a, 3, 1, 30);
+        assert!((tv[0] - 5.0).abs() < 1e-8);
+        assert!((tvec[0].abs() - c).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,211 @@
+//! The learner end to end: resume after a checkpoint is bit-identical, bad input leaves it
+//! untouched, the OOD gate keeps strange inputs out of the bank, and on shipped data the
+//! semi-supervised learner beats labels-only while the gate raises pseudo-label precision.
+
+use edge_ssl::data::idx;
+use edge_ssl::embed::EmbeddingCache;
+use edge_ssl::eval::{accuracy, sample_per_class};
+use edge_ssl::learner::{Algorithm, LearnerParams, Outcome};
+use edge_ssl::{Backbone, BackboneSpec, Error, models};
+use rand::{Rng, SeedableRng, rngs::StdRng, seq::SliceRandom};
+
+/// Three Gaussian classes in 8-d around distinct means, plus far-away "strange" points.
+fn synthetic(rng: &mut StdRng, class: Option<u32>) -> Vec<f32> {
+    let mut x: Vec<f32> = (0..8).map(|_| rng.random::<f32>() * 0.6 - 0.3).collect();
+    match class {
+        Some(c) => x[c as usize] += 3.0,
+        None => x.iter_mut().for_each(|v| *v = *v * 0.2 + 0.05),
+    }
+    x
+}
+
+fn small_params(seed: u64) -> LearnerParams {
+    let mut p = LearnerParams::new(8, 3);
+    p.bank_capacity = 128;
+    p.gate = Some(edge_ssl::gate::GateParams {
+        projection: edge_ssl::gate::Projection::Pca(4),
+        ..Default::default()
+    });
+    p.gate_warmup = 32;
+    p.seed = seed;
+    p
+}
+
+#[test]
+fn resumed_learner_continues_identically() {
+    let dir = std::env::temp_dir().join(format!("edge-ssl-learner-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("state.bin");
+    let p = small_params(11);
+    let mut data = StdRng::seed_from_u64(5);
+    let labeled: Vec<(Vec<f32>, u32)> =
+        (0..9).map(|i| (synthetic(&mut data, Some(i % 3)), i % 3)).collect();
+    let stream: Vec<Vec<f32>> = (0..200)
+        .map(|i| synthetic(&mut data, if i % 5 == 0 { None } else { Some(i % 3) }))
+        .collect();
+    let probes: Vec<Vec<f32>> = (0..20).map(|i| synthetic(&mut data, Some(i % 3))).collect();
+
+    let mut a = p.build().unwrap();
+    for (x, y) in &labeled {
+        a.observe_labeled(x, *y).unwrap();
+    }
+    for x in &stream[..120] {
+        a.observe(x).unwrap();
+    }
+    assert!(a.gate_fitted(), "the gate is fitted mid-stream");
+    a.checkpoint(&state).unwrap();
+    let mut b = edge_ssl::learner::Learner::resume(&p, &state).unwrap();
+    for x in &stream[120..] {
+        assert_eq!(a.observe(x).unwrap(), b.observe(x).unwrap());
+    }
+    assert_eq!(a.counters(), b.counters());
+    for x in &probes {
+        assert_eq!(a.predict(x).unwrap(), b.predict(x).unwrap());
+    }
+    // A state written for other dims is refused, not misread.
+    let mut other = p.clone();
+    other.n_classes = 4;
+    let e = edge_ssl::learner::Learner::resume(&other, &state).unwrap_err();
+    assert!(matches!(e, Error::StateDims { .. }), "{e:?}");
+}
+
+#[test]
+fn bad_input_is_a_typed_error_and_leaves_the_learner_untouched() {
+    let mut l = small_params(1).build().unwrap();
+    let mut data = StdRng::seed_from_u64(2);
+    for i in 0..6 {
+        l.observe_labeled(&synthetic(&mut data, Some(i % 3)), i % 3).unwrap();
+    }
+    let probe = synthetic(&mut data, Some(1));
+    let before = (l.counters(), l.predict(&probe).unwrap(), l.bank().len());
+    assert!(matches!(l.observe(&[0.0; 7]), Err(Error::ShapeMismatch { .. })));
+    let mut nan = synthetic(&mut data, Some(0));
+    nan[3] = f32::NAN;
+    assert!(matches!(l.observe(&nan), Err(Error::NonFinite { index: 3, .. })));
+    assert!(matches!(l.observe_labeled(&nan, 0), Err(Error::NonFinite { .. })));
+    assert!(matches!(l.observe_labeled(&probe, 3), Err(Error::InvalidParam { name: "label", .. })));
+    assert_eq!((l.counters(), l.predict(&probe).unwrap(), l.bank().len()), before);
+}
+
+#[test]
+fn strange_inputs_never_enter_the_bank() {
+    let mut l = small_params(3).build().unwrap();
+    let mut data = StdRng::seed_from_u64(4);
+    for i in 0..15 {
+        l.observe_labeled(&synthetic(&mut data, Some(i % 3)), i % 3).unwrap();
+    }
+    let (mut strange_admitted, mut strange) = (0, 0);
+    for i in 0..3000 {
+        let is_strange = i % 3 == 0;
+        let x = synthetic(&mut data, if is_strange { None } else { Some(i % 3) });
+        let out = l.observe(&x).unwrap();
+        if is_strange && l.gate_fitted() {
+            strange += 1;
+            strange_admitted += usize::from(matches!(out, Outcome::Admitted(_)));
+        }
+    }
+    assert!(strange > 900);
+    assert!(strange_admitted * 100 <= strange, "{strange_admitted} of {strange} strange admitted");
+    assert!(l.counters().gated as usize >= strange - strange_admitted);
+}
+
+/// Embeddings of the shipped data: pool and its labels, test and its labels, MNIST (OOD).
+struct Shipped {
+    pool: Vec<f32>,
+    pool_y: Vec<u32>,
+    test: Vec<f32>,
+    test_y: Vec<u32>,
+    ood: Vec<f32>,
+}
+
+/// Shipped Fashion-MNIST (in) and MNIST (out) embeddings, cached under target/tmp.
+fn shipped() -> Shipped {
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/data");
+    let cache = EmbeddingCache::new(concat!(env!("CARGO_TARGET_TMPDIR"), "/embeddings"));
+    let mut bb =
+        Backbone::load(models::CAMERA_INT8, BackboneSpec::efficientnet_lite0(112, 1)).unwrap();
+    let mut load = |images: &str, labels: Option<&str>| {
+        let set =
+            idx::read_images(format!("{data}/{images}"), labels.map(|l| format!("{data}/{l}")))
+                .unwrap();
+        (cache.images(&mut bb, &set, |_| {}).unwrap(), set.labels.unwrap_or_default())
+    };
+    let (pool, pool_y) = load(
+        "fashion-mnist/train-images-idx3-ubyte.gz",
+        Some("fashion-mnist/train-labels-idx1-ubyte.gz"),
+    );
+    let (test, test_y) = load(
+        "fashion-mnist/t10k-images-idx3-ubyte.gz",
+        Some("fashion-mnist/t10k-labels-idx1-ubyte.gz"),
+    );
+    let (ood, _) = load("mnist/ood-images-idx3-ubyte.gz", None);
+    Shipped { pool, pool_y, test, test_y, ood }
+}
+
+struct Run {
+    accuracy: f64,
+    pseudo_precision: f64,
+}
+
+/// One learner over a 3000-sample stream (30% MNIST when `ood`), 10 labels per class.
+fn run(alg: Algorithm, gate: bool, ood: bool, seed: u64) -> Run {
+    let Shipped { pool, pool_y: py, test, test_y: ty, ood: mn } = shipped();
+    let d = 1280;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let lab = sample_per_class(&py, None, 10, 10, &mut rng).unwrap();
+    let mut rest: Vec<usize> = (0..py.len()).filter(|i| !lab.contains(i)).collect();
+    rest.shuffle(&mut rng);
+    let n_ood = if ood { 900 } else { 0 };
+    let mut stream: Vec<Option<usize>> = rest[..3000 - n_ood].iter().map(|&i| Some(i)).collect();
+    stream.extend((0..n_ood).map(|_| None));
+    stream.shuffle(&mut rng);
+    let mut p = LearnerParams::new(d, 10);
+    p.algorithm = alg;
+    p.seed = seed;
+    if !gate {
+        p.gate = None;
+    }
+    let mut l = p.build().unwrap();
+    for &i in &lab {
+        l.observe_labeled(&pool[i * d..(i + 1) * d], py[i]).unwrap();
+    }
+    let (mut correct, mut admitted) = (0usize, 0usize);
+    for (k, s) in stream.iter().enumerate() {
+        let x = match s {
+            Some(i) => &pool[i * d..(i + 1) * d],
+            None => &mn[(k % 2000) * d..(k % 2000 + 1) * d],
+        };
+        if let Outcome::Admitted(c) = l.observe(x).unwrap() {
+            admitted += 1;
+            correct += usize::from(s.is_some_and(|i| py[i] == c));
+        }
+    }
+    let pred: Vec<u32> = test.chunks_exact(d).map(|x| l.predict(x).unwrap().class).collect();
+    Run {
+        accuracy: accuracy(&pred, &ty),
+        pseudo_precision: correct as f64 / admitted.max(1) as f64,
+    }
+}
+
+#[test]
+fn ssl_with_gate_beats_labels_only_and_the_gate_raises_precision() {
+    let seed = 1;
+    let sup = run(Algorithm::Supervised, true, true, seed);
+    let ssl = run(Algorithm::FixMatch, true, true, seed);
+    let ungated = run(Algorithm::FixMatch, false, true, seed);
+    eprintln!(
+        "labels-only {:.4}, fixmatch+gate {:.4} (precision {:.3}), fixmatch ungated {:.4} (precision {:.3})",
+        sup.accuracy,
+        ssl.accuracy,
+        ssl.pseudo_precision,
+        ungated.accuracy,
+        ungated.pseudo_precision
+    );
+    assert!(
+        ssl.accuracy >= sup.accuracy + 0.002,
+        "SSL {} vs labels-only {}",
+        ssl.accuracy,
+        sup.accuracy
+    );
+    assert!(ssl.pseudo_precision >= ungated.pseudo_precision + 0.15);
+}

@@ -1,0 +1,93 @@
+//! Proves that a steady-state `Learner::observe` (gate score, admission, bank insert, replay
+//! step with teacher, strong view, FixMatch loss, SGD and EMA) and `Learner::predict` allocate
+//! nothing once the gate is fitted, for the linear and the MLP head.
+
+use edge_ssl::learner::{Algorithm, LearnerParams};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct Counting;
+
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    static ON: Cell<bool> = const { Cell::new(false) };
+}
+
+// SAFETY: forwards every call to `System` unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if ON.with(Cell::get) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as our caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System.alloc` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if ON.with(Cell::get) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: as for `alloc` / `dealloc`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn counted<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let before = ALLOCS.load(Ordering::Relaxed);
+    ON.with(|c| c.set(true));
+    let out = f();
+    ON.with(|c| c.set(false));
+    (out, ALLOCS.load(Ordering::Relaxed) - before)
+}
+
+#[test]
+fn the_counter_counts() {
+    let (v, n) = counted(|| vec![1u8; 10]);
+    assert_eq!((v.len(), n), (10, 1));
+}
+
+#[test]
+fn steady_state_observe_and_predict_allocate_nothing() {
+    for (alg, hidden) in [(Algorithm::FixMatch, 0), (Algorithm::FlexMatch, 16), (Algorithm::Uda, 0)]
+    {
+        let mut p = LearnerParams::new(16, 4);
+        p.algorithm = alg;
+        p.hidden = hidden;
+        p.bank_capacity = 256;
+        p.gate = Some(edge_ssl::gate::GateParams {
+            projection: edge_ssl::gate::Projection::Pca(4),
+            ..Default::default()
+        });
+        p.gate_warmup = 64;
+        let mut l = p.build().unwrap();
+        let mut rng = StdRng::seed_from_u64(9);
+        let sample = |c: usize, rng: &mut StdRng| -> Vec<f32> {
+            let mut x: Vec<f32> = (0..16).map(|_| rng.random::<f32>() - 0.5).collect();
+            x[c] += 3.0;
+            x
+        };
+        for i in 0..12 {
+            l.observe_labeled(&sample(i % 4, &mut rng), (i % 4) as u32).unwrap();
+        }
+        let warm: Vec<Vec<f32>> = (0..400).map(|i| sample(i % 4, &mut rng)).collect();
+        for x in &warm[..300] {
+            l.observe(x).unwrap();
+        }
+        assert!(l.gate_fitted());
+        let (_, n) = counted(|| {
+            for x in &warm[300..] {
+                l.observe(x).unwrap();
+                l.predict(x).unwrap();
+            }
+        });
+        assert_eq!(n, 0, "{alg:?} hidden {hidden}: {n} allocations in 100 observe + predict");
+    }
+}

@@ -16,6 +16,7 @@ pub mod models;
 pub mod objective;
 pub mod persist;
 pub mod report;
+pub mod scenario;
 pub mod stream;
 
 pub use backbone::{Backbone, BackboneSpec, Input, InputKind, Preprocessing};

@@ -6,14 +6,21 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use edge_ssl::data::{ImageSet, SensorSet, folder, idx, npy};
-use edge_ssl::embed::{embed_images, embed_windows};
-use edge_ssl::eval::{accuracy, mean_std, sample_per_class};
+use edge_ssl::embed::{EmbeddingCache, embed_images, embed_windows};
+use edge_ssl::eval::{accuracy, sample_per_class};
+use edge_ssl::gate::eval::{auroc, fpr_at_tpr};
 use edge_ssl::head::ncm::{Metric, NcmParams};
+use edge_ssl::learner::{Algorithm, LearnerParams};
+use edge_ssl::report::{self, Series};
+use edge_ssl::scenario::{CurvePoint, RunResult, Stream, StreamItem, run_stream};
 use edge_ssl::{Backbone, BackboneSpec, models};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data");
+const CACHE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/tmp/embeddings");
 
 #[derive(Parser)]
 #[command(
@@ -21,33 +28,58 @@ const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data");
     version,
     about = "On-device semi-supervised learning on frozen ONNX backbones"
 )]
+#[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// With no subcommand: the options of `run`.
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// The default job: few-shot baselines on the shipped camera and sensor data.
+    /// The default job: labels-only vs semi-supervised learning with the OOD gate on a shipped
+    /// stream, with an oracle, a table, SVG plots and optional JSON.
     Run(RunArgs),
     /// Write the embeddings of a dataset as a float32 `[n, D]` .npy file.
     Embed(EmbedArgs),
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// Fashion-MNIST frames with MNIST digits mixed into the stream as strange input.
+    Camera,
+    /// Smartwatch IMU windows: labels and stream from subjects 1-5, test on subjects 6-10.
+    Sensor,
+}
+
 #[derive(clap::Args)]
 struct RunArgs {
-    /// Image side fed to the camera backbone.
-    #[arg(long, default_value_t = 112)]
-    size: usize,
+    /// Which shipped scenario.
+    #[arg(long, value_enum, default_value = "camera")]
+    scenario: Scenario,
+    /// The semi-supervised algorithm compared with labels-only.
+    #[arg(long, default_value = "flexmatch")]
+    algorithm: String,
     /// Labelled examples per class.
     #[arg(long, default_value_t = 10)]
     labels: usize,
-    /// Seeds: one few-shot draw each.
-    #[arg(long, value_delimiter = ',', default_values_t = [1u64, 2, 3])]
-    seeds: Vec<u64>,
-    /// Backbone batch size.
+    /// Unlabeled stream length (camera; the sensor stream is every remaining window).
+    #[arg(long, default_value_t = 5000)]
+    stream: usize,
+    /// Share of the camera stream replaced by out-of-distribution MNIST digits.
+    #[arg(long, default_value_t = 0.3)]
+    ood_fraction: f64,
+    /// Seed of the label draw, the stream order and the learners.
     #[arg(long, default_value_t = 1)]
-    batch: usize,
+    seed: u64,
+    /// Test accuracy is measured every this many stream samples.
+    #[arg(long, default_value_t = 500)]
+    eval_every: usize,
+    /// Image side fed to the camera backbone.
+    #[arg(long, default_value_t = 112)]
+    size: usize,
     /// Folder with the shipped data.
     #[arg(long, default_value = DATA)]
     data: PathBuf,
@@ -57,6 +89,15 @@ struct RunArgs {
     /// Sensor model (ONNX).
     #[arg(long, default_value = models::SENSOR_INT8)]
     sensor_model: PathBuf,
+    /// Folder of cached embeddings (the backbone is frozen: each dataset is embedded once).
+    #[arg(long, default_value = CACHE)]
+    cache: PathBuf,
+    /// Folder for the SVG report.
+    #[arg(long, default_value = "report")]
+    report: PathBuf,
+    /// Also write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -131,14 +172,36 @@ fn ncm_accuracy(
     Ok(accuracy(&pred, test_y))
 }
 
-struct Row {
-    data: &'static str,
-    features: String,
-    metric: Metric,
-    accs: Vec<f64>,
+/// Embeddings and labels of one scenario, owned.
+struct Prepared {
+    name: String,
+    dim: usize,
+    n_classes: usize,
+    feats: Vec<f32>,
+    y: Vec<u32>,
+    labeled: Vec<usize>,
+    /// Stream: `Ok(row of feats)` in distribution, `Err(row of ood)` out of distribution.
+    stream: Vec<Result<usize, usize>>,
+    test: Vec<f32>,
+    test_y: Vec<u32>,
+    ood: Vec<f32>,
+    ood_test_rows: std::ops::Range<usize>,
 }
 
-fn camera_section(args: &RunArgs, rows: &mut Vec<Row>) -> edge_ssl::Result<()> {
+fn cached_images(
+    args: &RunArgs,
+    bb: &mut Backbone,
+    set: &ImageSet,
+    what: &str,
+) -> edge_ssl::Result<Vec<f32>> {
+    let cache = EmbeddingCache::new(&args.cache);
+    let pb = bar(set.len(), what);
+    let out = cache.images(bb, set, |n| pb.set_position(n as u64))?;
+    pb.finish_and_clear();
+    Ok(out)
+}
+
+fn prepare_camera(args: &RunArgs, rng: &mut StdRng) -> edge_ssl::Result<Prepared> {
     let fm = args.data.join("fashion-mnist");
     let pool = idx::read_images(
         fm.join("train-images-idx3-ubyte.gz"),
@@ -148,151 +211,294 @@ fn camera_section(args: &RunArgs, rows: &mut Vec<Row>) -> edge_ssl::Result<()> {
         fm.join("t10k-images-idx3-ubyte.gz"),
         Some(fm.join("t10k-labels-idx1-ubyte.gz")),
     )?;
-    let pool_y = pool.labels.clone().expect("labels read");
-    let test_y = test.labels.clone().expect("labels read");
-    let n_classes = 10;
-
-    // One few-shot draw per seed; embed each drawn image once.
-    let draws: Vec<Vec<usize>> = args
-        .seeds
-        .iter()
-        .map(|&s| {
-            let mut rng = rand::rngs::StdRng::seed_from_u64(s);
-            sample_per_class(&pool_y, None, n_classes, args.labels, &mut rng)
-        })
-        .collect::<edge_ssl::Result<_>>()?;
-    let mut labelled: Vec<usize> = draws.iter().flatten().copied().collect();
-    labelled.sort_unstable();
-    labelled.dedup();
-
+    let mnist = idx::read_images(args.data.join("mnist/ood-images-idx3-ubyte.gz"), None::<&Path>)?;
     let t = Instant::now();
-    let spec = BackboneSpec::efficientnet_lite0(args.size, args.batch);
-    let mut backbone = Backbone::load(&args.camera_model, spec)?;
-    eprintln!("camera backbone {} loaded in {:.2?}", args.camera_model.display(), t.elapsed());
-    let d = backbone.embedding_dim();
-
-    let mut pool_emb = vec![0f32; labelled.len() * d];
-    let pb = bar(labelled.len(), "embed labelled");
-    embed_images(&mut backbone, &pool, &labelled, &mut pool_emb, |n| pb.set_position(n as u64))?;
-    pb.finish();
-    let test_idx: Vec<usize> = (0..test.len()).collect();
-    let mut test_emb = vec![0f32; test.len() * d];
-    let pb = bar(test.len(), "embed test");
-    embed_images(&mut backbone, &test, &test_idx, &mut test_emb, |n| pb.set_position(n as u64))?;
-    pb.finish();
-
-    // Features: rows of `labelled` then test rows, for both spaces.
-    let pos = |i: usize| labelled.binary_search(&i).expect("drawn index was embedded");
-    let sl = pool.sample_len();
-    let pixels = |set: &ImageSet, rows: &[usize]| -> Vec<f32> {
-        rows.iter().flat_map(|&r| set.image(r).iter().map(|&v| f32::from(v) / 255.0)).collect()
-    };
-    let pool_px = pixels(&pool, &labelled);
-    let test_px = pixels(&test, &test_idx);
-    let spaces: [(&str, usize, &[f32], &[f32]); 2] = [
-        ("int8 EfficientNet-Lite0", d, &pool_emb, &test_emb),
-        ("raw pixels", sl, &pool_px, &test_px),
-    ];
-    for (name, dim, train_feats, test_feats) in spaces {
-        for metric in [Metric::Cosine, Metric::Euclidean] {
-            let mut accs = Vec::new();
-            for draw in &draws {
-                let rows: Vec<usize> = draw.iter().map(|&i| pos(i)).collect();
-                let y: Vec<u32> = draw.iter().map(|&i| pool_y[i]).collect();
-                let gather = |f: &[f32], rows: &[usize]| -> Vec<f32> {
-                    rows.iter().flat_map(|&r| f[r * dim..(r + 1) * dim].iter().copied()).collect()
-                };
-                let model =
-                    NcmParams { metric }.fit(&gather(train_feats, &rows), dim, &y, n_classes)?;
-                let mut pred = vec![0; test.len()];
-                model.predict_into(test_feats, &mut pred)?;
-                accs.push(accuracy(&pred, &test_y));
-            }
-            let features =
-                if dim == d { format!("{name} @{}", args.size) } else { name.to_owned() };
-            rows.push(Row { data: "Fashion-MNIST", features, metric, accs });
-        }
-    }
-    Ok(())
+    let mut bb =
+        Backbone::load(&args.camera_model, BackboneSpec::efficientnet_lite0(args.size, 1))?;
+    let feats = cached_images(args, &mut bb, &pool, "embed pool")?;
+    let test_feats = cached_images(args, &mut bb, &test, "embed test")?;
+    let ood = cached_images(args, &mut bb, &mnist, "embed MNIST (OOD)")?;
+    eprintln!("embeddings ready in {:.1?} (cache: {})", t.elapsed(), args.cache.display());
+    let y = pool.labels.clone().unwrap_or_default();
+    let n_classes = y.iter().max().map_or(0, |m| *m as usize + 1);
+    let labeled = sample_per_class(&y, None, n_classes, args.labels, rng)?;
+    let mut rest: Vec<usize> = (0..y.len()).filter(|i| !labeled.contains(i)).collect();
+    rest.shuffle(rng);
+    // Half of the MNIST digits feed the stream, the other half are held out for the gate's test.
+    let half = mnist.len() / 2;
+    let n_ood = ((args.stream as f64 * args.ood_fraction.clamp(0.0, 1.0)).round() as usize)
+        .min(args.stream);
+    let n_in = (args.stream - n_ood).min(rest.len());
+    let mut stream: Vec<Result<usize, usize>> = rest[..n_in].iter().map(|&i| Ok(i)).collect();
+    stream.extend((0..n_ood).map(|k| Err(k % half.max(1))));
+    stream.shuffle(rng);
+    Ok(Prepared {
+        name: format!(
+            "camera: Fashion-MNIST, {} labels/class, stream {} ({} MNIST digits as strange input), test {}",
+            args.labels,
+            stream.len(),
+            n_ood,
+            test.len()
+        ),
+        dim: bb.embedding_dim(),
+        n_classes,
+        feats,
+        y,
+        labeled,
+        stream,
+        test_y: test.labels.clone().unwrap_or_default(),
+        test: test_feats,
+        ood,
+        ood_test_rows: half..mnist.len(),
+    })
 }
 
-fn sensor_section(args: &RunArgs, rows: &mut Vec<Row>) -> edge_ssl::Result<()> {
+fn prepare_sensor(args: &RunArgs, rng: &mut StdRng) -> edge_ssl::Result<Prepared> {
     let w = args.data.join("watch");
-    let set: SensorSet = npy::read_windows(
+    let set = npy::read_windows(
         w.join("windows_x.npy"),
         Some(w.join("windows_y.npy")),
         Some(w.join("windows_groups.npy")),
     )?;
-    let y = set.labels.clone().expect("labels read");
-    let groups = set.groups.clone().expect("groups read");
-    let n_classes = y.iter().max().map_or(0, |m| *m as usize + 1);
-    // Honest split by subject: labels drawn from subjects 1-5, test on subjects 6-10.
-    let train_pool: Vec<usize> = (0..set.len()).filter(|&i| groups[i] <= 5).collect();
-    let test: Vec<usize> = (0..set.len()).filter(|&i| groups[i] > 5).collect();
-    let test_y: Vec<u32> = test.iter().map(|&i| y[i]).collect();
-
-    let t = Instant::now();
-    let mut backbone =
-        Backbone::load(&args.sensor_model, BackboneSpec::minirocket_imu(args.batch))?;
-    eprintln!("sensor backbone {} loaded in {:.2?}", args.sensor_model.display(), t.elapsed());
-    let d = backbone.embedding_dim();
-    let all: Vec<usize> = (0..set.len()).collect();
-    let mut emb = vec![0f32; set.len() * d];
+    let mut bb = Backbone::load(&args.sensor_model, BackboneSpec::minirocket_imu(1))?;
+    let cache = EmbeddingCache::new(&args.cache);
     let pb = bar(set.len(), "embed IMU windows");
-    embed_windows(&mut backbone, &set, &all, &mut emb, |n| pb.set_position(n as u64))?;
-    pb.finish();
+    let all = cache.windows(&mut bb, &set, |n| pb.set_position(n as u64))?;
+    pb.finish_and_clear();
+    let d = bb.embedding_dim();
+    let y = set.labels.clone().unwrap_or_default();
+    let groups = set.groups.clone().unwrap_or_default();
+    let n_classes = y.iter().max().map_or(0, |m| *m as usize + 1);
+    let train: Vec<usize> = (0..set.len()).filter(|&i| groups[i] <= 5).collect();
+    let test_rows: Vec<usize> = (0..set.len()).filter(|&i| groups[i] > 5).collect();
+    let labeled = sample_per_class(&y, Some(&train), n_classes, args.labels, rng)?;
+    let mut stream: Vec<Result<usize, usize>> =
+        train.iter().filter(|i| !labeled.contains(i)).map(|&i| Ok(i)).collect();
+    stream.shuffle(rng);
+    Ok(Prepared {
+        name: format!(
+            "sensor: smartwatch IMU, {} labels/class, stream {} windows (subjects 1-5), test {} windows (subjects 6-10)",
+            args.labels,
+            stream.len(),
+            test_rows.len()
+        ),
+        dim: d,
+        n_classes,
+        test: gather(&all, d, &test_rows),
+        test_y: test_rows.iter().map(|&i| y[i]).collect(),
+        feats: all,
+        y,
+        labeled,
+        stream,
+        ood: Vec::new(),
+        ood_test_rows: 0..0,
+    })
+}
 
-    let spaces: [(&str, usize, &[f32]); 2] =
-        [("int8 MiniRocket IMU", d, &emb), ("raw window", set.sample_len(), &set.values)];
-    for (name, dim, feats) in spaces {
-        for metric in [Metric::Cosine, Metric::Euclidean] {
-            let mut accs = Vec::new();
-            for &s in &args.seeds {
-                let mut rng = rand::rngs::StdRng::seed_from_u64(s);
-                let train =
-                    sample_per_class(&y, Some(&train_pool), n_classes, args.labels, &mut rng)?;
-                let train_y: Vec<u32> = train.iter().map(|&i| y[i]).collect();
-                let (train_x, test_x) = (gather(feats, dim, &train), gather(feats, dim, &test));
-                let acc =
-                    ncm_accuracy(metric, dim, n_classes, (&train_x, &train_y), (&test_x, &test_y))?;
-                accs.push(acc);
-            }
-            rows.push(Row {
-                data: "watch IMU (by subject)",
-                features: name.to_owned(),
-                metric,
-                accs,
-            });
-        }
+struct Outcome {
+    name: String,
+    algorithm: String,
+    gate: bool,
+    result: RunResult,
+}
+
+fn json_num(v: f64) -> String {
+    if v.is_finite() { format!("{v:.6}") } else { "null".into() }
+}
+
+fn write_json(
+    path: &Path,
+    name: &str,
+    outcomes: &[Outcome],
+    gap: &dyn Fn(f64) -> f64,
+) -> edge_ssl::Result<()> {
+    let mut s = format!("{{\n  \"name\": {name:?},\n  \"results\": [\n");
+    for (i, o) in outcomes.iter().enumerate() {
+        let r = &o.result;
+        let curve: Vec<String> = r
+            .curve
+            .iter()
+            .map(|c| {
+                format!(
+                    "[{}, {}, {}]",
+                    c.samples,
+                    json_num(c.accuracy),
+                    json_num(c.pseudo_precision)
+                )
+            })
+            .collect();
+        s.push_str(&format!(
+            "    {{\"run\": {:?}, \"algorithm\": {:?}, \"gate\": {}, \"accuracy\": {}, \"gap_closed\": {}, \"pseudo_label_precision\": {}, \"pseudo_label_coverage\": {}, \"admitted_ood_share\": {}, \"gated\": {}, \"gated_in_distribution\": {}, \"stream_ood\": {}, \"samples_per_s\": {}, \"curve\": [{}]}}{}\n",
+            o.name,
+            o.algorithm,
+            o.gate,
+            json_num(r.accuracy),
+            json_num(gap(r.accuracy)),
+            json_num(r.pseudo_precision),
+            json_num(r.pseudo_coverage),
+            json_num(r.admitted_ood_share),
+            r.gated,
+            r.gated_in,
+            r.stream_ood,
+            json_num(r.samples_per_s),
+            curve.join(", "),
+            if i + 1 < outcomes.len() { "," } else { "" }
+        ));
     }
-    Ok(())
+    s.push_str("  ]\n}\n");
+    std::fs::write(path, s).map_err(|e| edge_ssl::Error::Io { path: path.to_path_buf(), source: e })
 }
 
 fn run(args: &RunArgs) -> edge_ssl::Result<()> {
-    let t = Instant::now();
-    let mut rows = Vec::new();
-    camera_section(args, &mut rows)?;
-    sensor_section(args, &mut rows)?;
+    let t0 = Instant::now();
+    let algorithm: Algorithm = args.algorithm.parse()?;
+    let mut rng = StdRng::seed_from_u64(args.seed);
+    let p = match args.scenario {
+        Scenario::Camera => prepare_camera(args, &mut rng)?,
+        Scenario::Sensor => prepare_sensor(args, &mut rng)?,
+    };
+    let d = p.dim;
+    let row = |i: usize| &p.feats[i * d..(i + 1) * d];
+    let stream = Stream {
+        dim: d,
+        labeled: p.labeled.iter().map(|&i| (row(i), p.y[i])).collect(),
+        items: p
+            .stream
+            .iter()
+            .map(|s| match *s {
+                Ok(i) => StreamItem { x: row(i), truth: Some(p.y[i]) },
+                Err(k) => StreamItem { x: &p.ood[k * d..(k + 1) * d], truth: None },
+            })
+            .collect(),
+        test: &p.test,
+        test_y: &p.test_y,
+        ood_test: &p.ood[p.ood_test_rows.start * d..p.ood_test_rows.end * d],
+    };
+    // Training-free reference: nearest class mean on the labels.
+    let train_x = gather(&p.feats, d, &p.labeled);
+    let train_y: Vec<u32> = p.labeled.iter().map(|&i| p.y[i]).collect();
+    let ncm =
+        ncm_accuracy(Metric::Cosine, d, p.n_classes, (&train_x, &train_y), (&p.test, &p.test_y))?;
+
+    let mut base = LearnerParams::new(d, p.n_classes);
+    base.seed = args.seed;
+    let plans: Vec<(String, Algorithm, bool, bool)> = vec![
+        ("labels only".into(), Algorithm::Supervised, true, false),
+        (format!("{}+gate", algorithm.name()), algorithm, true, false),
+        (format!("{} (no gate)", algorithm.name()), algorithm, false, false),
+        ("oracle (all stream labels)".into(), Algorithm::Supervised, true, true),
+    ];
+    let mut outcomes = Vec::new();
+    for (name, alg, gate, oracle) in plans {
+        let mut lp = base.clone();
+        lp.algorithm = alg;
+        if !gate {
+            lp.gate = None;
+        }
+        let pb = bar(stream.items.len(), &name);
+        let result =
+            run_stream(&lp, &stream, oracle, args.eval_every, |n| pb.set_position(n as u64))?;
+        pb.finish_and_clear();
+        eprintln!("{name}: test accuracy {:.4}", result.accuracy);
+        outcomes.push(Outcome { name, algorithm: alg.name().into(), gate, result });
+    }
+    let (sup, orc) = (outcomes[0].result.accuracy, outcomes[3].result.accuracy);
+    let gap = move |a: f64| if orc > sup { (a - sup) / (orc - sup) } else { f64::NAN };
+
     println!();
+    println!("{}; seed {}", p.name, args.seed);
     println!(
-        "Few-shot baseline: nearest class mean, {} labels/class, seeds {:?} (mean +- std over seeds)",
-        args.labels, args.seeds
+        "{:<28} {:>9} {:>10} {:>10} {:>9} {:>10} {:>7} {:>10}",
+        "run",
+        "test acc",
+        "gap closed",
+        "PL precis.",
+        "coverage",
+        "OOD admit.",
+        "gated",
+        "samples/s"
     );
-    println!("{:<24} {:<30} {:<10} {:>16}", "data", "features", "metric", "test accuracy");
-    for r in &rows {
-        let (m, s) = mean_std(&r.accs);
-        let metric = match r.metric {
-            Metric::Cosine => "cosine",
-            Metric::Euclidean => "euclidean",
-        };
-        println!("{:<24} {:<30} {:<10} {:>9.3} +- {:.3}", r.data, r.features, metric, m, s);
+    println!("{:<28} {:>9.4}", "nearest class mean (labels)", ncm);
+    for o in &outcomes {
+        let r = &o.result;
+        let pct = |v: f64| if v.is_finite() { format!("{:.1}%", 100.0 * v) } else { "-".into() };
+        println!(
+            "{:<28} {:>9.4} {:>10} {:>10} {:>9} {:>10} {:>7} {:>10.0}",
+            o.name,
+            r.accuracy,
+            pct(gap(r.accuracy)),
+            pct(r.pseudo_precision),
+            pct(r.pseudo_coverage),
+            pct(r.admitted_ood_share),
+            r.gated,
+            r.samples_per_s
+        );
     }
     println!(
-        "Fashion-MNIST: 2000 test images, labels drawn from a 6000-image pool; watch IMU: 128x6 windows, labels from subjects 1-5, test on subjects 6-10."
+        "gap closed = (acc - labels only) / (oracle - labels only); PL = pseudo-labels admitted from the stream; OOD admit. = share of admitted pseudo-labels that were strange inputs."
     );
+
+    std::fs::create_dir_all(&args.report)
+        .map_err(|e| edge_ssl::Error::Io { path: args.report.clone(), source: e })?;
+    let series = |f: &dyn Fn(&CurvePoint) -> f64, which: &[usize]| -> Vec<Series> {
+        which
+            .iter()
+            .map(|&i| {
+                let o = &outcomes[i];
+                Series::new(
+                    o.name.clone(),
+                    o.result.curve.iter().map(|c| (c.samples as f64, f(c))).collect::<Vec<_>>(),
+                )
+            })
+            .collect()
+    };
+    let title = match args.scenario {
+        Scenario::Camera => "camera stream",
+        Scenario::Sensor => "sensor stream",
+    };
+    let acc_svg = args.report.join("accuracy.svg");
+    report::accuracy_over_stream(
+        &acc_svg,
+        &format!("Test accuracy over the {title}"),
+        &series(&|c| c.accuracy, &[0, 1, 2, 3]),
+    )?;
+    let pl_svg = args.report.join("pseudo_labels.svg");
+    report::precision_over_time(
+        &pl_svg,
+        &format!("Pseudo-label precision over the {title}"),
+        &series(&|c| c.pseudo_precision, &[1, 2]),
+    )?;
+    let gated = &outcomes[1].result;
+    let ood_svg = args.report.join("ood_scores.svg");
+    report::score_histograms(
+        &ood_svg,
+        "OOD scores: test set (in) vs held-out strange inputs (out)",
+        &gated.in_scores,
+        &gated.out_scores,
+        gated.threshold,
+    )?;
+    if !gated.in_scores.is_empty() && !gated.out_scores.is_empty() {
+        println!(
+            "gate on held-out data: AUROC {:.3}, FPR at 95% TPR {:.3}, test images rejected {:.1}%",
+            auroc(&gated.in_scores, &gated.out_scores),
+            fpr_at_tpr(&gated.in_scores, &gated.out_scores, 0.95),
+            100.0
+                * gated
+                    .in_scores
+                    .iter()
+                    .filter(|&&s| gated.threshold.is_some_and(|t| s > t))
+                    .count() as f64
+                / gated.in_scores.len() as f64
+        );
+    }
+    println!("report: {}, {}, {}", acc_svg.display(), pl_svg.display(), ood_svg.display());
+    if let Some(j) = &args.json {
+        write_json(j, &p.name, &outcomes, &gap)?;
+        println!("json: {}", j.display());
+    }
     match peak_rss_mib() {
-        Some(mib) => println!("total time {:.1?}, peak RSS {mib:.0} MiB", t.elapsed()),
-        None => println!("total time {:.1?}", t.elapsed()),
+        Some(mib) => println!("total time {:.1?}, peak RSS {mib:.0} MiB", t0.elapsed()),
+        None => println!("total time {:.1?}", t0.elapsed()),
     }
     Ok(())
 }
@@ -342,14 +548,12 @@ fn embed(args: &EmbedArgs) -> edge_ssl::Result<()> {
 }
 
 fn main() -> ExitCode {
-    // No subcommand means `run` with its defaults.
-    let command = Cli::parse()
-        .command
-        .or_else(|| Cli::parse_from(["edge-ssl", "run"]).command)
-        .expect("`run` parses with its defaults");
-    let result = match &command {
-        Command::Run(a) => run(a),
-        Command::Embed(a) => embed(a),
+    // No subcommand means `run`, with its options given at the top level.
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        None => run(&cli.run),
+        Some(Command::Run(a)) => run(a),
+        Some(Command::Embed(a)) => embed(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -186,6 +186,15 @@ struct Prepared {
     test_y: Vec<u32>,
     ood: Vec<f32>,
     ood_test_rows: std::ops::Range<usize>,
+    /// Raw inputs (pixels / 255, or sensor values) of the labelled rows and of the test set,
+    /// for the training-free raw-input baseline.
+    raw_dim: usize,
+    raw_labeled: Vec<f32>,
+    raw_test: Vec<f32>,
+}
+
+fn raw_pixels(set: &ImageSet, rows: &[usize]) -> Vec<f32> {
+    rows.iter().flat_map(|&r| set.image(r).iter().map(|&v| f32::from(v) / 255.0)).collect()
 }
 
 fn cached_images(
@@ -232,7 +241,11 @@ fn prepare_camera(args: &RunArgs, rng: &mut StdRng) -> edge_ssl::Result<Prepared
     let mut stream: Vec<Result<usize, usize>> = rest[..n_in].iter().map(|&i| Ok(i)).collect();
     stream.extend((0..n_ood).map(|k| Err(k % half.max(1))));
     stream.shuffle(rng);
+    let all_test: Vec<usize> = (0..test.len()).collect();
     Ok(Prepared {
+        raw_dim: pool.sample_len(),
+        raw_labeled: raw_pixels(&pool, &labeled),
+        raw_test: raw_pixels(&test, &all_test),
         name: format!(
             "camera: Fashion-MNIST, {} labels/class, stream {} ({} MNIST digits as strange input), test {}",
             args.labels,
@@ -275,7 +288,11 @@ fn prepare_sensor(args: &RunArgs, rng: &mut StdRng) -> edge_ssl::Result<Prepared
     let mut stream: Vec<Result<usize, usize>> =
         train.iter().filter(|i| !labeled.contains(i)).map(|&i| Ok(i)).collect();
     stream.shuffle(rng);
+    let sl = set.sample_len();
     Ok(Prepared {
+        raw_dim: sl,
+        raw_labeled: gather(&set.values, sl, &labeled),
+        raw_test: gather(&set.values, sl, &test_rows),
         name: format!(
             "sensor: smartwatch IMU, {} labels/class, stream {} windows (subjects 1-5), test {} windows (subjects 6-10)",
             args.labels,
@@ -379,6 +396,13 @@ fn run(args: &RunArgs) -> edge_ssl::Result<()> {
     let train_y: Vec<u32> = p.labeled.iter().map(|&i| p.y[i]).collect();
     let ncm =
         ncm_accuracy(Metric::Cosine, d, p.n_classes, (&train_x, &train_y), (&p.test, &p.test_y))?;
+    let ncm_raw = ncm_accuracy(
+        Metric::Cosine,
+        p.raw_dim,
+        p.n_classes,
+        (&p.raw_labeled, &train_y),
+        (&p.raw_test, &p.test_y),
+    )?;
 
     let mut base = LearnerParams::new(d, p.n_classes);
     base.seed = args.seed;
@@ -418,7 +442,8 @@ fn run(args: &RunArgs) -> edge_ssl::Result<()> {
         "gated",
         "samples/s"
     );
-    println!("{:<28} {:>9.4}", "nearest class mean (labels)", ncm);
+    println!("{:<28} {:>9.4}", "nearest class mean, raw", ncm_raw);
+    println!("{:<28} {:>9.4}", "nearest class mean, embed.", ncm);
     for o in &outcomes {
         let r = &o.result;
         let pct = |v: f64| if v.is_finite() { format!("{:.1}%", 100.0 * v) } else { "-".into() };

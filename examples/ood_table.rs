@@ -13,7 +13,7 @@
 use edge_ssl::data::idx;
 use edge_ssl::embed::EmbeddingCache;
 use edge_ssl::gate::eval::{auroc, fpr_at_tpr};
-use edge_ssl::gate::{GateParams, Projection, Variant, linalg};
+use edge_ssl::gate::{GateParams, Pca, Projection, Variant, ZScore};
 use edge_ssl::{Backbone, BackboneSpec, models};
 use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
 
@@ -31,41 +31,15 @@ fn pixels(path: &str) -> Vec<f32> {
     set.pixels.iter().map(|&p| f32::from(p) / 255.0).collect()
 }
 
-/// PCA basis (k x d) of `data`, and a closure-free projector.
-fn basis(data: &[f32], d: usize, k: usize) -> (Vec<f32>, Vec<f32>) {
-    let n = data.len() / d;
-    let mut mean = vec![0f64; d];
-    for r in data.chunks_exact(d) {
-        mean.iter_mut().zip(r).for_each(|(m, &v)| *m += f64::from(v) / n as f64);
-    }
-    let mut cov = vec![0f64; d * d];
-    let mut c = vec![0f64; d];
-    for r in data.chunks_exact(d) {
-        c.iter_mut().zip(r).zip(&mean).for_each(|((o, &v), m)| *o = f64::from(v) - m);
-        for i in 0..d {
-            let a = c[i];
-            for j in i..d {
-                cov[i * d + j] += a * c[j];
-            }
-        }
-    }
-    for i in 0..d {
-        for j in 0..i {
-            cov[i * d + j] = cov[j * d + i];
-        }
-    }
-    let (_, v) = linalg::top_eigen(&cov, d, k, 16);
-    (mean.iter().map(|&m| m as f32).collect(), v.iter().map(|&v| v as f32).collect())
+/// PCA basis of `data` (`[n, d]`), `k` components.
+fn basis(data: &[f32], d: usize, k: usize) -> Pca {
+    Pca::fit(data, d, k).unwrap()
 }
 
-fn project(data: &[f32], d: usize, mean: &[f32], b: &[f32], k: usize) -> Vec<f32> {
-    let mut out = Vec::with_capacity(data.len() / d * k);
-    for r in data.chunks_exact(d) {
-        for row in b.chunks_exact(d).take(k) {
-            out.push(row.iter().zip(r).zip(mean).map(|((w, x), m)| w * (x - m)).sum());
-        }
-    }
-    out
+/// The first `k` principal components of every row of `data`.
+fn project(data: &[f32], pca: &Pca, k: usize) -> Vec<f32> {
+    let z = pca.project_rows(data).unwrap();
+    z.chunks_exact(pca.k()).flat_map(|r| r[..k].iter().copied()).collect()
 }
 
 struct Scores {
@@ -101,10 +75,8 @@ fn norm_scores(tx: &[f32], ins: &[f32], outs: &[f32], d: usize) -> Scores {
 
 fn zsum(parts: &[&Scores]) -> Scores {
     let z = |s: &Scores, v: &[f32]| -> Vec<f32> {
-        let n = s.trusted.len() as f32;
-        let m = s.trusted.iter().sum::<f32>() / n;
-        let sd = (s.trusted.iter().map(|t| (t - m) * (t - m)).sum::<f32>() / n).sqrt().max(1e-12);
-        v.iter().map(|x| (x - m) / sd).collect()
+        let zs = ZScore::fit(&s.trusted);
+        v.iter().map(|&x| zs.apply(x)).collect()
     };
     let add = |pick: &dyn Fn(&Scores) -> &Vec<f32>| -> Vec<f32> {
         let mut acc = vec![0f32; pick(parts[0]).len()];
@@ -136,15 +108,15 @@ fn main() {
     let p_stream: Vec<f32> = p_pool.iter().chain(&p_mn[..half * dp]).copied().collect();
     let (e_out, p_out) = (&e_mn[half * de..], &p_mn[half * dp..]);
     let t0 = std::time::Instant::now();
-    let (em, eb) = basis(&e_stream, de, 128);
-    let (pm, pb) = basis(&p_stream, dp, 64);
+    let ep = basis(&e_stream, de, 128);
+    let pp = basis(&p_stream, dp, 64);
     eprintln!("PCA bases on the stream: {:.1} s", t0.elapsed().as_secs_f64());
-    let e_test_k = project(&e_test, de, &em, &eb, 128);
-    let e_out_k = project(e_out, de, &em, &eb, 128);
-    let e_pool_k = project(&e_pool, de, &em, &eb, 128);
-    let p_test_k = project(&p_test, dp, &pm, &pb, 64);
-    let p_out_k = project(p_out, dp, &pm, &pb, 64);
-    let p_pool_k = project(&p_pool, dp, &pm, &pb, 64);
+    let e_test_k = project(&e_test, &ep, 128);
+    let e_out_k = project(e_out, &ep, 128);
+    let e_pool_k = project(&e_pool, &ep, 128);
+    let p_test_k = project(&p_test, &pp, 64);
+    let p_out_k = project(p_out, &pp, 64);
+    let p_pool_k = project(&p_pool, &pp, 64);
 
     let mut rows: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     let mut record = |name: &str, s: &Scores| {

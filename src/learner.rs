@@ -60,7 +60,7 @@ use rand::rngs::StdRng;
 use crate::augment::embedding::{EmbeddingAugParams, EmbeddingAugmenter};
 use crate::bank::{Bank, BankParams, LabelKind};
 use crate::error::{Error, Result, check_finite};
-use crate::gate::{Admitted, Gate, GateParams, Projection};
+use crate::gate::{Admitted, Gate, GateParams, Projection, ZScore};
 use crate::head::ema::{Ema, EmaParams};
 use crate::head::linear::LinearParams;
 use crate::head::mlp::MlpParams;
@@ -364,15 +364,20 @@ impl Counters {
 #[derive(Debug, Clone)]
 struct Ood {
     gate: Gate,
-    /// mean and sd of the Mahalanobis score and of `-norm` on the trusted samples.
-    z: [f32; 4],
+    /// Standardization of the Mahalanobis score on the trusted samples.
+    maha: ZScore,
+    /// Standardization of `-norm` on the trusted samples.
+    norm: ZScore,
     threshold: f32,
+}
+
+fn neg_norm(x: &[f32]) -> f32 {
+    -x.iter().map(|v| v * v).sum::<f32>().sqrt()
 }
 
 impl Ood {
     fn combined(&self, maha: f32, x: &[f32]) -> f32 {
-        let neg_norm = -x.iter().map(|v| v * v).sum::<f32>().sqrt();
-        (maha - self.z[0]) / self.z[1] + (neg_norm - self.z[2]) / self.z[3]
+        self.maha.apply(maha) + self.norm.apply(neg_norm(x))
     }
 
     fn score(&self, x: &[f32]) -> Result<f32> {
@@ -384,17 +389,13 @@ impl Ood {
         let n = trusted.len() / dim;
         let mut maha = vec![0f32; n];
         gate.score_into(trusted, &mut maha)?;
-        let norms: Vec<f32> = trusted
-            .chunks_exact(dim)
-            .map(|r| -r.iter().map(|v| v * v).sum::<f32>().sqrt())
-            .collect();
-        let ms = |v: &[f32]| {
-            let m = v.iter().sum::<f32>() / v.len() as f32;
-            let sd = (v.iter().map(|x| (x - m) * (x - m)).sum::<f32>() / v.len() as f32).sqrt();
-            (m, sd.max(1e-6))
+        let norms: Vec<f32> = trusted.chunks_exact(dim).map(neg_norm).collect();
+        let mut ood = Ood {
+            gate,
+            maha: ZScore::fit(&maha),
+            norm: ZScore::fit(&norms),
+            threshold: f32::INFINITY,
         };
-        let ((m0, s0), (m1, s1)) = (ms(&maha), ms(&norms));
-        let mut ood = Ood { gate, z: [m0, s0, m1, s1], threshold: f32::INFINITY };
         let mut combined: Vec<f32> =
             trusted.chunks_exact(dim).zip(&maha).map(|(r, &m)| ood.combined(m, r)).collect();
         combined.sort_by(f32::total_cmp);
@@ -758,8 +759,7 @@ impl Learner {
         w.f32_blob(SectionId(SectionId::USER.0 + 1), &ad)?;
         if let Some(o) = &self.ood {
             w.gate(&o.gate)?;
-            let mut z = o.z.to_vec();
-            z.push(o.threshold);
+            let z = [o.maha.mean, o.maha.sd, o.norm.mean, o.norm.sd, o.threshold];
             w.f32_blob(SectionId(SectionId::USER.0 + 2), &z)?;
         }
         w.bank(&self.bank)?;
@@ -809,7 +809,12 @@ impl Learner {
         if f.section_ids().any(|s| s == SectionId::GATE) {
             let mut z = [0f32; 5];
             f.f32_blob_into(SectionId(SectionId::USER.0 + 2), &mut z)?;
-            l.ood = Some(Ood { gate: f.gate()?, z: [z[0], z[1], z[2], z[3]], threshold: z[4] });
+            l.ood = Some(Ood {
+                gate: f.gate()?,
+                maha: ZScore { mean: z[0], sd: z[1] },
+                norm: ZScore { mean: z[2], sd: z[3] },
+                threshold: z[4],
+            });
             l.warmup = Vec::new();
         }
         Ok(l)

@@ -2,9 +2,6 @@
 //! allocator records every allocation made on the current thread, and each `*_into` /
 //! perturbation call must leave the count unchanged.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use edge_ssl::augment::embedding::{EmbeddingAugParams, EmbeddingAugmenter};
 use edge_ssl::augment::image::{ImageAugParams, ImageAugmenter, RandOp};
 use edge_ssl::augment::sensor::{SensorAugParams, SensorAugmenter, SensorOp};
@@ -12,54 +9,12 @@ use edge_ssl::data::image::Geometry;
 use rand::{SeedableRng, rngs::StdRng};
 
 /// Counts allocations per thread, so the test harness's other threads do not interfere.
-struct Counting;
+mod common;
 
-thread_local! {
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn bump() {
-    // `try_with`: the slot may already be gone while a thread is being torn down.
-    let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged; the counter
-// is a const-initialized thread-local `Cell` without a destructor, so touching it cannot
-// allocate or re-enter the allocator.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        bump();
-        // SAFETY: forwarded from the caller, who upholds `GlobalAlloc::alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        bump();
-        // SAFETY: as above.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        bump();
-        // SAFETY: as above; `ptr` was allocated by `System` through this allocator.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use common::allocations_in;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// Allocations made on this thread while running `f`.
-fn allocations_in(f: impl FnOnce()) -> usize {
-    let before = ALLOCATIONS.with(Cell::get);
-    f();
-    ALLOCATIONS.with(Cell::get) - before
-}
+static GLOBAL: common::Counting = common::Counting;
 
 #[test]
 fn counter_sees_allocations() {

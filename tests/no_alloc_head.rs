@@ -24,41 +24,13 @@ use edge_ssl::objective::{
     uda::{Tsa, TsaParams, TsaSchedule, Uda, UdaParams},
 };
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-struct Counting;
+mod common;
 
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-thread_local! {
-    static ON: Cell<bool> = const { Cell::new(false) };
-}
-
-// SAFETY: forwards every call to `System` unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if ON.with(Cell::get) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if ON.with(Cell::get) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: as for `alloc` / `dealloc`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use common::allocations_in;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: common::Counting = common::Counting;
 
 const N: usize = 16;
 const D: usize = 32;
@@ -202,14 +174,6 @@ fn add(a: &mut [f32], b: &[f32]) {
     a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
 }
 
-fn allocations_of(f: impl FnOnce()) -> usize {
-    let before = ALLOCS.load(Ordering::Relaxed);
-    ON.with(|c| c.set(true));
-    f();
-    ON.with(|c| c.set(false));
-    ALLOCS.load(Ordering::Relaxed) - before
-}
-
 #[test]
 fn a_warm_step_allocates_nothing() {
     let mut rng = StdRng::seed_from_u64(1);
@@ -218,9 +182,9 @@ fn a_warm_step_allocates_nothing() {
     linear.run();
     mlp.run();
     // The counter works: a Vec allocates.
-    assert_eq!(allocations_of(|| drop(std::hint::black_box(vec![1u8; 10]))), 1);
-    assert_eq!(allocations_of(|| (0..5).for_each(|_| linear.run())), 0, "linear head step");
-    assert_eq!(allocations_of(|| (0..5).for_each(|_| mlp.run())), 0, "MLP head step");
+    assert_eq!(allocations_in(|| drop(std::hint::black_box(vec![1u8; 10]))), 1);
+    assert_eq!(allocations_in(|| (0..5).for_each(|_| linear.run())), 0, "linear head step");
+    assert_eq!(allocations_in(|| (0..5).for_each(|_| mlp.run())), 0, "MLP head step");
     assert!(linear.student.params().iter().all(|v| v.is_finite()));
     assert!(mlp.student.params().iter().all(|v| v.is_finite()));
 }

@@ -4,53 +4,18 @@
 
 use edge_ssl::learner::{Algorithm, LearnerParams};
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-struct Counting;
+mod common;
 
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-thread_local! {
-    static ON: Cell<bool> = const { Cell::new(false) };
-}
-
-// SAFETY: forwards every call to `System` unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if ON.with(Cell::get) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if ON.with(Cell::get) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: as for `alloc` / `dealloc`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use common::allocations_in;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn counted<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    let before = ALLOCS.load(Ordering::Relaxed);
-    ON.with(|c| c.set(true));
-    let out = f();
-    ON.with(|c| c.set(false));
-    (out, ALLOCS.load(Ordering::Relaxed) - before)
-}
+static GLOBAL: common::Counting = common::Counting;
 
 #[test]
 fn the_counter_counts() {
-    let (v, n) = counted(|| vec![1u8; 10]);
+    let mut v = Vec::new();
+    let n = allocations_in(|| v = vec![1u8; 10]);
     assert_eq!((v.len(), n), (10, 1));
 }
 
@@ -82,7 +47,7 @@ fn steady_state_observe_and_predict_allocate_nothing() {
             l.observe(x).unwrap();
         }
         assert!(l.gate_fitted());
-        let (_, n) = counted(|| {
+        let n = allocations_in(|| {
             for x in &warm[300..] {
                 l.observe(x).unwrap();
                 l.predict(x).unwrap();

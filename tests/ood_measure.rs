@@ -9,7 +9,7 @@
 use edge_ssl::data::idx;
 use edge_ssl::embed::EmbeddingCache;
 use edge_ssl::gate::eval::{auroc, fpr_at_tpr};
-use edge_ssl::gate::{GateParams, Projection, Variant, linalg};
+use edge_ssl::gate::{GateParams, Pca, Projection, Variant, ZScore};
 use edge_ssl::{Backbone, BackboneSpec, models};
 use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
 
@@ -26,41 +26,15 @@ fn pixels(path: &str) -> Vec<f32> {
     set.pixels.iter().map(|&p| f32::from(p) / 255.0).collect()
 }
 
-/// PCA basis (k x d) of `data`, and a closure-free projector.
-fn basis(data: &[f32], d: usize, k: usize) -> (Vec<f32>, Vec<f32>) {
-    let n = data.len() / d;
-    let mut mean = vec![0f64; d];
-    for r in data.chunks_exact(d) {
-        mean.iter_mut().zip(r).for_each(|(m, &v)| *m += f64::from(v) / n as f64);
-    }
-    let mut cov = vec![0f64; d * d];
-    let mut c = vec![0f64; d];
-    for r in data.chunks_exact(d) {
-        c.iter_mut().zip(r).zip(&mean).for_each(|((o, &v), m)| *o = f64::from(v) - m);
-        for i in 0..d {
-            let a = c[i];
-            for j in i..d {
-                cov[i * d + j] += a * c[j];
-            }
-        }
-    }
-    for i in 0..d {
-        for j in 0..i {
-            cov[i * d + j] = cov[j * d + i];
-        }
-    }
-    let (_, v) = linalg::top_eigen(&cov, d, k, 16);
-    (mean.iter().map(|&m| m as f32).collect(), v.iter().map(|&v| v as f32).collect())
+/// PCA basis of `data` (`[n, d]`), `k` components.
+fn basis(data: &[f32], d: usize, k: usize) -> Pca {
+    Pca::fit(data, d, k).unwrap()
 }
 
-fn project(data: &[f32], d: usize, mean: &[f32], b: &[f32], k: usize) -> Vec<f32> {
-    let mut out = Vec::with_capacity(data.len() / d * k);
-    for r in data.chunks_exact(d) {
-        for row in b.chunks_exact(d).take(k) {
-            out.push(row.iter().zip(r).zip(mean).map(|((w, x), m)| w * (x - m)).sum());
-        }
-    }
-    out
+/// The first `k` principal components of every row of `data`.
+fn project(data: &[f32], pca: &Pca, k: usize) -> Vec<f32> {
+    let z = pca.project_rows(data).unwrap();
+    z.chunks_exact(pca.k()).flat_map(|r| r[..k].iter().copied()).collect()
 }
 
 struct Scores {
@@ -96,10 +70,8 @@ fn norm_scores(tx: &[f32], ins: &[f32], outs: &[f32], d: usize) -> Scores {
 
 fn zsum(parts: &[&Scores]) -> Scores {
     let z = |s: &Scores, v: &[f32]| -> Vec<f32> {
-        let n = s.trusted.len() as f32;
-        let m = s.trusted.iter().sum::<f32>() / n;
-        let sd = (s.trusted.iter().map(|t| (t - m) * (t - m)).sum::<f32>() / n).sqrt().max(1e-12);
-        v.iter().map(|x| (x - m) / sd).collect()
+        let zs = ZScore::fit(&s.trusted);
+        v.iter().map(|&x| zs.apply(x)).collect()
     };
     let add = |pick: &dyn Fn(&Scores) -> &Vec<f32>| -> Vec<f32> {
         let mut acc = vec![0f32; pick(parts[0]).len()];
@@ -129,8 +101,8 @@ fn combined_gate_beats_embedding_and_pixels_alone() {
     let p_stream: Vec<f32> =
         p_pool[..3000 * dp].iter().chain(&p_mn[..half * dp]).copied().collect();
     let (e_out, p_out) = (&e_mn[half * de..], &p_mn[half * dp..]);
-    let (em, eb) = basis(&e_stream, de, 16);
-    let (pm, pb) = basis(&p_stream, dp, 32);
+    let ep = basis(&e_stream, de, 16);
+    let pp = basis(&p_stream, dp, 32);
     let mut rng = StdRng::seed_from_u64(0);
     let mut idx_l: Vec<usize> = Vec::new();
     for c in 0..10u32 {
@@ -146,21 +118,21 @@ fn combined_gate_beats_embedding_and_pixels_alone() {
     let tied = GateParams::default();
     let emb = gate_scores(
         tied,
-        &project(&te, de, &em, &eb, 16),
+        &project(&te, &ep, 16),
         &ty,
         16,
         &[],
-        &project(&e_test, de, &em, &eb, 16),
-        &project(e_out, de, &em, &eb, 16),
+        &project(&e_test, &ep, 16),
+        &project(e_out, &ep, 16),
     );
     let pix = gate_scores(
         tied,
-        &project(&tp, dp, &pm, &pb, 32),
+        &project(&tp, &pp, 32),
         &ty,
         32,
         &[],
-        &project(&p_test, dp, &pm, &pb, 32),
-        &project(p_out, dp, &pm, &pb, 32),
+        &project(&p_test, &pp, 32),
+        &project(p_out, &pp, 32),
     );
     let norm = norm_scores(&te, &e_test, e_out, de);
     let best = zsum(&[&emb, &norm, &pix]);

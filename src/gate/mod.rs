@@ -153,9 +153,21 @@ pub struct GateCounters {
     pub updates: u64,
 }
 
-/// A fitted PCA projection `z = P (x - m)`.
+/// A fitted PCA projection `z = P (x - m)` (top-`k` eigenvectors of the data's covariance).
+///
+/// # Examples
+/// ```
+/// use edge_ssl::gate::Pca;
+///
+/// // points along the diagonal: one direction carries all the variance
+/// let x = [0.0, 0.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0];
+/// let pca = Pca::fit(&x, 2, 1)?;
+/// let z = pca.project_rows(&[3.0, 3.0, 0.0, 0.0])?;
+/// assert!((z[0] - z[1]).abs() > 4.0); // 3 * sqrt(2) apart
+/// # Ok::<(), edge_ssl::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Pca {
+pub struct Pca {
     pub(crate) mean: Vec<f32>,
     /// `k x dim` row-major, orthonormal rows.
     pub(crate) basis: Vec<f32>,
@@ -329,6 +341,102 @@ fn quantile(v: &mut [f32], q: f64) -> f32 {
     v.sort_by(f32::total_cmp);
     let r = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
     v[r - 1]
+}
+
+impl Pca {
+    /// Fits the top-`k` principal directions of `data` (`[n, dim]`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidParam`] if `k` is not in `1..=dim` or `data` has fewer than 2 rows;
+    /// [`Error::ShapeMismatch`]; [`Error::NonFinite`].
+    pub fn fit(data: &[f32], dim: usize, k: usize) -> Result<Pca> {
+        if dim == 0 || k == 0 || k > dim {
+            return Err(Error::InvalidParam { name: "k", reason: format!("{k} not in 1..={dim}") });
+        }
+        if !data.len().is_multiple_of(dim) || data.len() / dim < 2 {
+            return Err(Error::ShapeMismatch {
+                op: "Pca::fit",
+                expected: format!("[n >= 2, {dim}] values"),
+                got: format!("{} values", data.len()),
+            });
+        }
+        check_finite("Pca::fit", data)?;
+        Ok(fit_pca(data, &[], dim, k))
+    }
+
+    /// Output dimension `k`.
+    pub fn k(&self) -> usize {
+        self.basis.len() / self.mean.len().max(1)
+    }
+
+    /// Input dimension.
+    pub fn dim(&self) -> usize {
+        self.mean.len()
+    }
+
+    /// Projects one row `x` (`dim`) into `out` (`k`), without allocating.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] if a length is wrong.
+    pub fn project_into(&self, x: &[f32], out: &mut [f32]) -> Result<()> {
+        if x.len() != self.dim() || out.len() != self.k() {
+            return Err(Error::ShapeMismatch {
+                op: "Pca::project_into",
+                expected: format!("{} -> {} values", self.dim(), self.k()),
+                got: format!("{} -> {} values", x.len(), out.len()),
+            });
+        }
+        for (o, b) in out.iter_mut().zip(self.basis.chunks_exact(self.dim())) {
+            *o = b.iter().zip(x).zip(&self.mean).map(|((&b, &v), &m)| b * (v - m)).sum();
+        }
+        Ok(())
+    }
+
+    /// Projects every row of `data` (`[n, dim]`) into a new `[n, k]` buffer.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] if `data` is not whole rows.
+    pub fn project_rows(&self, data: &[f32]) -> Result<Vec<f32>> {
+        let (d, k) = (self.dim(), self.k());
+        if !data.len().is_multiple_of(d) {
+            return Err(Error::ShapeMismatch {
+                op: "Pca::project_rows",
+                expected: format!("[n, {d}] values"),
+                got: format!("{} values", data.len()),
+            });
+        }
+        let mut out = vec![0f32; data.len() / d * k];
+        for (x, o) in data.chunks_exact(d).zip(out.chunks_exact_mut(k)) {
+            self.project_into(x, o)?;
+        }
+        Ok(out)
+    }
+}
+
+/// Standardizes a score with the mean and standard deviation of reference (trusted) scores, so
+/// that scores of different feature spaces can be summed (the combined gates of the learner and
+/// of `examples/ood_table.rs`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ZScore {
+    /// Mean of the reference scores.
+    pub mean: f32,
+    /// Standard deviation of the reference scores (at least 1e-6).
+    pub sd: f32,
+}
+
+impl ZScore {
+    /// Fits on reference scores (population standard deviation; `sd` floored at 1e-6).
+    pub fn fit(reference: &[f32]) -> ZScore {
+        let n = reference.len().max(1) as f32;
+        let mean = reference.iter().sum::<f32>() / n;
+        let var = reference.iter().map(|x| (x - mean) * (x - mean)).sum::<f32>() / n;
+        ZScore { mean, sd: var.sqrt().max(1e-6) }
+    }
+
+    /// `(score - mean) / sd`.
+    pub fn apply(&self, score: f32) -> f32 {
+        (score - self.mean) / self.sd
+    }
 }
 
 fn fit_pca(x: &[f32], unlabeled: &[f32], dim: usize, k: usize) -> Pca {

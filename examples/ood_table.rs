@@ -11,82 +11,13 @@
 //! `cargo run --release --example ood_table` (embeddings computed once with the shipped int8 backbone into target/tmp/embeddings)
 
 use edge_ssl::data::idx;
-use edge_ssl::embed::EmbeddingCache;
 use edge_ssl::gate::eval::{auroc, fpr_at_tpr};
-use edge_ssl::gate::{GateParams, Pca, Projection, Variant, ZScore};
-use edge_ssl::{Backbone, BackboneSpec, models};
+use edge_ssl::gate::{GateParams, Projection, Variant};
 use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
 
-/// Embeddings of an IDX image file, cached under `target/tmp/embeddings`.
-fn embeddings(path: &str) -> Vec<f32> {
-    let set = idx::read_images(path, None::<&str>).unwrap();
-    let mut bb =
-        Backbone::load(models::CAMERA_INT8, BackboneSpec::efficientnet_lite0(112, 1)).unwrap();
-    let cache = EmbeddingCache::new(concat!(env!("CARGO_MANIFEST_DIR"), "/target/tmp/embeddings"));
-    cache.images(&mut bb, &set, |_| {}).unwrap()
-}
-
-fn pixels(path: &str) -> Vec<f32> {
-    let set = idx::read_images(path, None::<&str>).unwrap();
-    set.pixels.iter().map(|&p| f32::from(p) / 255.0).collect()
-}
-
-/// PCA basis of `data` (`[n, d]`), `k` components.
-fn basis(data: &[f32], d: usize, k: usize) -> Pca {
-    Pca::fit(data, d, k).unwrap()
-}
-
-/// The first `k` principal components of every row of `data`.
-fn project(data: &[f32], pca: &Pca, k: usize) -> Vec<f32> {
-    let z = pca.project_rows(data).unwrap();
-    z.chunks_exact(pca.k()).flat_map(|r| r[..k].iter().copied()).collect()
-}
-
-struct Scores {
-    trusted: Vec<f32>,
-    ins: Vec<f32>,
-    outs: Vec<f32>,
-}
-
-fn gate_scores(
-    p: GateParams,
-    tx: &[f32],
-    ty: &[u32],
-    d: usize,
-    unl: &[f32],
-    ins: &[f32],
-    outs: &[f32],
-) -> Scores {
-    let g = p.fit(tx, d, ty, 10, unl).unwrap();
-    let sc = |x: &[f32]| {
-        let mut s = vec![0f32; x.len() / d];
-        g.score_into(x, &mut s).unwrap();
-        s
-    };
-    Scores { trusted: sc(tx), ins: sc(ins), outs: sc(outs) }
-}
-
-fn norm_scores(tx: &[f32], ins: &[f32], outs: &[f32], d: usize) -> Scores {
-    let f = |x: &[f32]| -> Vec<f32> {
-        x.chunks_exact(d).map(|r| -r.iter().map(|v| v * v).sum::<f32>().sqrt()).collect()
-    };
-    Scores { trusted: f(tx), ins: f(ins), outs: f(outs) }
-}
-
-fn zsum(parts: &[&Scores]) -> Scores {
-    let z = |s: &Scores, v: &[f32]| -> Vec<f32> {
-        let zs = ZScore::fit(&s.trusted);
-        v.iter().map(|&x| zs.apply(x)).collect()
-    };
-    let add = |pick: &dyn Fn(&Scores) -> &Vec<f32>| -> Vec<f32> {
-        let mut acc = vec![0f32; pick(parts[0]).len()];
-        for s in parts {
-            acc.iter_mut().zip(z(s, pick(s))).for_each(|(a, b)| *a += b);
-        }
-        acc
-    };
-    Scores { trusted: add(&|s| &s.trusted), ins: add(&|s| &s.ins), outs: add(&|s| &s.outs) }
-}
+#[path = "../tests/ood_common/mod.rs"]
+mod ood_common;
+use ood_common::*;
 
 fn main() {
     let data = concat!(env!("CARGO_MANIFEST_DIR"), "/data");

@@ -92,6 +92,9 @@ struct RunArgs {
     /// Folder of cached embeddings (the backbone is frozen: each dataset is embedded once).
     #[arg(long, default_value = CACHE)]
     cache: PathBuf,
+    /// Steps over which the unlabeled loss weight ramps up (0: none).
+    #[arg(long, default_value_t = 2000)]
+    rampup: u64,
     /// Folder for the SVG report.
     #[arg(long, default_value = "report")]
     report: PathBuf,
@@ -406,6 +409,7 @@ fn run(args: &RunArgs) -> edge_ssl::Result<()> {
 
     let mut base = LearnerParams::new(d, p.n_classes);
     base.seed = args.seed;
+    base.unlabeled_rampup = args.rampup;
     let plans: Vec<(String, Algorithm, bool, bool)> = vec![
         ("labels only".into(), Algorithm::Supervised, true, false),
         (format!("{}+gate", algorithm.name()), algorithm, true, false),

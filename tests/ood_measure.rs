@@ -7,8 +7,8 @@
 //! FPR@95TPR 0.020; asserted here with a margin.
 
 use edge_ssl::data::idx;
-use edge_ssl::gate::eval::{auroc, fpr_at_tpr};
 use edge_ssl::gate::GateParams;
+use edge_ssl::gate::eval::{auroc, fpr_at_tpr};
 use rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
 
 mod ood_common;

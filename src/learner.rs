@@ -28,10 +28,12 @@
 //! with every new given label, never with pseudo-labels. Until it is fitted, unlabeled samples
 //! beyond the warm-up buffer are counted as `deferred` and not learned from.
 //!
-//! # Reproducibility and resume
+//! # Reproducibility, checkpoints and resume
 //! Every random choice of an `observe` call draws from an RNG seeded with
 //! `(seed, samples observed so far)`, so a learner resumed from a checkpoint continues exactly
-//! as one that was never interrupted.
+//! as one that was never interrupted. With [`LearnerParams::checkpoint`] the learner saves itself
+//! every `every` samples (atomically: a power cut leaves the previous or the new state); the
+//! steady state allocates nothing between checkpoints.
 //!
 //! # Examples
 //! ```
@@ -181,6 +183,17 @@ pub struct LearnerParams {
     pub gate_warmup: usize,
     /// Seed of every random choice. Default 0.
     pub seed: u64,
+    /// Save the state automatically every so many observed samples. Default `None`.
+    pub checkpoint: Option<AutoCheckpoint>,
+}
+
+/// Where and how often a learner saves itself (see [`Learner::checkpoint`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutoCheckpoint {
+    /// The state file.
+    pub path: std::path::PathBuf,
+    /// Save after every `every` observed samples (labeled or not), `>= 1`.
+    pub every: u64,
 }
 
 impl LearnerParams {
@@ -210,6 +223,7 @@ impl LearnerParams {
             gate: Some(GateParams { projection: Projection::Pca(16), ..GateParams::default() }),
             gate_warmup: 512,
             seed: 0,
+            checkpoint: None,
         }
     }
 
@@ -229,6 +243,12 @@ impl LearnerParams {
             if v == 0 {
                 return Err(Error::InvalidParam { name, reason: "must be >= 1".into() });
             }
+        }
+        if p.checkpoint.as_ref().is_some_and(|c| c.every == 0) {
+            return Err(Error::InvalidParam {
+                name: "checkpoint",
+                reason: "every must be >= 1".into(),
+            });
         }
         if !(p.feature_scale.is_finite() && p.feature_scale > 0.0) {
             return Err(Error::InvalidParam {
@@ -560,7 +580,18 @@ impl Learner {
             ood.gate.update(x, label)?;
             ood.gate.refit()?;
         }
-        self.learn(&mut rng)
+        self.learn(&mut rng)?;
+        self.auto_checkpoint()
+    }
+
+    /// Saves the state if an [`AutoCheckpoint`] is due (allocates while writing the file).
+    fn auto_checkpoint(&self) -> Result<()> {
+        if let Some(c) = &self.p.checkpoint
+            && (self.counters.labeled + self.counters.unlabeled).is_multiple_of(c.every)
+        {
+            self.checkpoint(&c.path)?;
+        }
+        Ok(())
     }
 
     /// Learns from one unlabeled embedding (see the module docs for what happens to it).
@@ -588,6 +619,7 @@ impl Learner {
             Outcome::Deferred
         };
         self.learn(&mut rng)?;
+        self.auto_checkpoint()?;
         Ok(outcome)
     }
 

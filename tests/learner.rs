@@ -209,3 +209,26 @@ fn ssl_with_gate_beats_labels_only_and_the_gate_raises_precision() {
     );
     assert!(ssl.pseudo_precision >= ungated.pseudo_precision + 0.15);
 }
+
+#[test]
+fn auto_checkpoint_saves_every_n_samples() {
+    let dir = std::env::temp_dir().join(format!("edge-ssl-auto-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("auto.state");
+    let mut p = small_params(7);
+    p.checkpoint = Some(edge_ssl::learner::AutoCheckpoint { path: path.clone(), every: 50 });
+    let mut l = p.build().unwrap();
+    let mut data = StdRng::seed_from_u64(8);
+    for i in 0..6 {
+        l.observe_labeled(&synthetic(&mut data, Some(i % 3)), i % 3).unwrap();
+    }
+    for i in 0..120 {
+        l.observe(&synthetic(&mut data, Some(i % 3))).unwrap();
+    }
+    // 126 samples seen: the last save was at sample 100.
+    let r = edge_ssl::learner::Learner::resume(&p, &path).unwrap();
+    assert_eq!(r.counters().labeled + r.counters().unlabeled, 100);
+    let mut bad = p.clone();
+    bad.checkpoint = Some(edge_ssl::learner::AutoCheckpoint { path, every: 0 });
+    assert!(matches!(bad.build(), Err(Error::InvalidParam { name: "checkpoint", .. })));
+}

@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+mod cli;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use edge_ssl::data::{ImageSet, SensorSet, folder, idx, npy};
 use edge_ssl::embed::{EmbeddingCache, embed_images, embed_windows};
@@ -41,7 +43,7 @@ struct Cli {
 enum Command {
     /// The default job: labels-only vs semi-supervised learning with the OOD gate on a shipped
     /// stream, with an oracle, a table, SVG plots and optional JSON.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Write the embeddings of a dataset as a float32 `[n, D]` .npy file.
     Embed(EmbedArgs),
 }
@@ -101,6 +103,9 @@ struct RunArgs {
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Run on your own data instead of a shipped scenario.
+    #[command(flatten)]
+    user: cli::user::UserArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -372,6 +377,20 @@ fn write_json(
 fn run(args: &RunArgs) -> edge_ssl::Result<()> {
     let t0 = Instant::now();
     let algorithm: Algorithm = args.algorithm.parse()?;
+    if args.user.given() {
+        let common = cli::user::Common {
+            algorithm,
+            labels: args.labels,
+            eval_every: args.eval_every,
+            size: args.size,
+            camera_model: &args.camera_model,
+            sensor_model: &args.sensor_model,
+            seed: args.seed,
+            rampup: args.rampup,
+            report: &args.report,
+        };
+        return cli::user::run_user(&args.user, &common);
+    }
     let mut rng = StdRng::seed_from_u64(args.seed);
     let p = match args.scenario {
         Scenario::Camera => prepare_camera(args, &mut rng)?,

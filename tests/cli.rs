@@ -1,0 +1,79 @@
+//! The `edge-ssl` binary on user data: a sensor CSV with a bad row, missing labels, `embed`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("edge-ssl-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// Rows of the shipped watch windows as CSV (`ax..gz,label`), plus one NaN row at the end.
+fn watch_csv(windows: usize) -> PathBuf {
+    let w = concat!(env!("CARGO_MANIFEST_DIR"), "/data/watch");
+    let x = edge_ssl::data::npy::read_windows(
+        format!("{w}/windows_x.npy"),
+        Some(format!("{w}/windows_y.npy")),
+        None::<&str>,
+    )
+    .unwrap();
+    let y = x.labels.clone().unwrap();
+    let mut s = String::from("ax,ay,az,gx,gy,gz,label\n");
+    for (i, label) in y.iter().enumerate().take(windows) {
+        for row in x.window(i).chunks_exact(6) {
+            let v: Vec<String> = row.iter().map(|v| format!("{v:.5}")).collect();
+            s.push_str(&format!("{},{label}\n", v.join(",")));
+        }
+    }
+    s.push_str("1,2,nan,4,5,6,0\n");
+    let p = tmp("watch.csv");
+    std::fs::write(&p, s).unwrap();
+    p
+}
+
+#[test]
+fn run_on_sensor_csv_skips_the_bad_row_and_reports() {
+    let csv = watch_csv(40);
+    let report = tmp("report");
+    let out = Command::new(env!("CARGO_BIN_EXE_edge-ssl"))
+        .args(["run", "--sensor-csv"])
+        .arg(&csv)
+        .args(["--csv-labeled", "--classes", "7", "--labels", "2", "--report"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("1 skipped"), "{stdout}");
+    assert!(stderr.contains("NaN"), "the skipped row is named: {stderr}");
+    assert!(stdout.contains("held-out accuracy"), "{stdout}");
+}
+
+#[test]
+fn run_without_labels_is_a_clear_error() {
+    let images = concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist/ood-images-idx3-ubyte.gz");
+    let out = Command::new(env!("CARGO_BIN_EXE_edge-ssl"))
+        .args(["run", "--idx", images])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("labels are needed"));
+}
+
+#[test]
+fn embed_writes_an_npy_of_the_right_shape() {
+    let x = concat!(env!("CARGO_MANIFEST_DIR"), "/models/golden/minirocket_input.npy");
+    let out_path = tmp("emb.npy");
+    let out = Command::new(env!("CARGO_BIN_EXE_edge-ssl"))
+        .args(["embed", "--format", "npy", "--input", x, "--model"])
+        .arg(edge_ssl::models::SENSOR_INT8)
+        .arg("--out")
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let a = edge_ssl::data::npy::read(&out_path).unwrap();
+    assert_eq!(a.shape, vec![4, 936]);
+}

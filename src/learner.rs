@@ -72,7 +72,9 @@ use crate::objective::divergence::squared_error;
 use crate::objective::fixmatch::{
     AdaptiveThreshold, AdaptiveThresholdParams, FixMatch, FixMatchParams,
 };
-use crate::objective::softmax::{CrossEntropy, CrossEntropyParams, softmax_into};
+use crate::objective::mixmatch::{MixMatch, MixMatchParams};
+use crate::objective::mixup::mix_rows_into;
+use crate::objective::softmax::{CrossEntropy, CrossEntropyParams, one_hot_into, softmax_into};
 use crate::objective::uda::{Uda, UdaParams};
 use crate::persist::{Dims, SectionId, StateFile, StateWriter};
 
@@ -90,16 +92,22 @@ pub enum Algorithm {
     /// Mean Teacher (Tarvainen & Valpola 2017): squared error between student (strong view) and
     /// teacher (clean) probabilities on every admitted sample.
     MeanTeacher,
+    /// MixMatch (Berthelot et al. 2019): the teacher's guesses on K = 2 strong views, averaged
+    /// and sharpened (T = 0.5), mixup (alpha 0.75, lambda' = max(lambda, 1 - lambda)) of the
+    /// labelled and unlabeled rows, soft cross-entropy on the mixed labelled rows and
+    /// lambda_u = 100 times the squared error on the mixed unlabeled rows.
+    MixMatch,
 }
 
 impl Algorithm {
     /// Every algorithm, baseline first.
-    pub const ALL: [Algorithm; 5] = [
+    pub const ALL: [Algorithm; 6] = [
         Algorithm::Supervised,
         Algorithm::FixMatch,
         Algorithm::FlexMatch,
         Algorithm::Uda,
         Algorithm::MeanTeacher,
+        Algorithm::MixMatch,
     ];
 
     /// The name used on the command line and in experiment specs.
@@ -110,6 +118,7 @@ impl Algorithm {
             Algorithm::FlexMatch => "flexmatch",
             Algorithm::Uda => "uda",
             Algorithm::MeanTeacher => "meanteacher",
+            Algorithm::MixMatch => "mixmatch",
         }
     }
 }
@@ -166,6 +175,8 @@ pub struct LearnerParams {
     pub fixmatch: FixMatchParams,
     /// UDA temperature and confidence (0.4, 0.8).
     pub uda: UdaParams,
+    /// MixMatch (K = 2, T = 0.5, alpha 0.75, lambda_u 100).
+    pub mixmatch: MixMatchParams,
     /// Weight of the Mean Teacher consistency. Default 10 (squared error over K classes is
     /// small; Tarvainen & Valpola use weights up to 100 with a ramp-up).
     pub mean_teacher_weight: f32,
@@ -217,6 +228,7 @@ impl LearnerParams {
             cross_entropy: CrossEntropyParams::plain(),
             fixmatch: FixMatchParams::default(),
             uda: UdaParams::default(),
+            mixmatch: MixMatchParams::default(),
             mean_teacher_weight: 10.0,
             unlabeled_rampup: 2000,
             strong_view: EmbeddingAugParams::default(),
@@ -287,6 +299,7 @@ impl LearnerParams {
         let ce = p.cross_entropy.check()?;
         let fixmatch = p.fixmatch.check()?;
         let uda = p.uda.check()?;
+        let mixmatch = p.mixmatch.check()?;
         let adaptive = AdaptiveThresholdParams::new(k).check()?.build();
         let aug = EmbeddingAugmenter::new(p.strong_view.check()?);
         let bank = BankParams::new(p.bank_capacity, d, k).build()?;
@@ -300,6 +313,7 @@ impl LearnerParams {
             ce,
             fixmatch,
             uda,
+            mixmatch,
             adaptive,
             aug,
             bank,
@@ -307,7 +321,7 @@ impl LearnerParams {
             warmup: vec![0.0; warmup_cap * d],
             warmup_len: 0,
             counters: Counters::default(),
-            s: Scratch::new(d, k, nl, nu),
+            s: Scratch::new(d, k, nl, nu, p.algorithm == Algorithm::MixMatch),
             p,
         })
     }
@@ -449,11 +463,31 @@ struct Scratch {
     one: Vec<f32>,
     one_logits: Vec<f32>,
     one_probs: Vec<f32>,
+    /// MixMatch only (empty otherwise): second view, its probabilities, the guesses, the
+    /// concatenated batch W, its targets, their mixed versions, the partners.
+    xs2: Vec<f32>,
+    probs2: Vec<f32>,
+    guess: Vec<f32>,
+    w: Vec<f32>,
+    wt: Vec<f32>,
+    mixed: Vec<f32>,
+    mixed_t: Vec<f32>,
+    partner: Vec<usize>,
 }
 
 impl Scratch {
-    fn new(d: usize, k: usize, nl: usize, nu: usize) -> Self {
+    fn new(d: usize, k: usize, nl: usize, nu: usize, mixmatch: bool) -> Self {
+        let m = usize::from(mixmatch);
+        let n = nl + nu;
         Scratch {
+            xs2: vec![0.0; m * nu * d],
+            probs2: vec![0.0; m * nu * k],
+            guess: vec![0.0; m * nu * k],
+            w: vec![0.0; m * n * d],
+            wt: vec![0.0; m * n * k],
+            mixed: vec![0.0; m * n * d],
+            mixed_t: vec![0.0; m * n * k],
+            partner: vec![0; m * n],
             xl: vec![0.0; nl * d],
             yl: vec![0; nl],
             xu: vec![0.0; nu * d],
@@ -483,6 +517,7 @@ pub struct Learner {
     ce: CrossEntropy,
     fixmatch: FixMatch,
     uda: Uda,
+    mixmatch: MixMatch,
     adaptive: AdaptiveThreshold,
     aug: EmbeddingAugmenter,
     bank: Bank,
@@ -723,6 +758,9 @@ impl Learner {
     }
 
     fn step(&mut self, rng: &mut StdRng) -> Result<()> {
+        if self.p.algorithm == Algorithm::MixMatch && self.bank.kind_len(LabelKind::Pseudo) > 0 {
+            return self.mixmatch_step(rng);
+        }
         let (d, k, scale) = (self.p.dim, self.p.n_classes, self.p.feature_scale);
         let s = &mut self.s;
         self.grads.zero();
@@ -758,6 +796,7 @@ impl Learner {
                 Algorithm::Uda => {
                     self.uda.unlabeled_loss(&s.logits_t, &s.logits_s, k, &mut s.dlog_u)?.selected
                 }
+                Algorithm::MixMatch => unreachable!("MixMatch steps in mixmatch_step"),
                 Algorithm::MeanTeacher => {
                     squared_error(&s.logits_s, &s.probs_t, k, &mut s.dlog_u)?;
                     let w = self.p.mean_teacher_weight;
@@ -772,6 +811,58 @@ impl Learner {
             }
             self.student.backward_into(&s.xs, &s.dlog_u, &mut self.grads)?;
         }
+        self.sgd.step(self.student.params_mut(), self.grads.as_slice())?;
+        self.counters.steps += 1;
+        self.ema.update(self.teacher.params_mut(), self.student.params(), self.counters.steps)?;
+        Ok(())
+    }
+
+    /// One MixMatch step (Berthelot et al. 2019, Algorithm 1) on a replay batch.
+    fn mixmatch_step(&mut self, rng: &mut StdRng) -> Result<()> {
+        let (d, k, scale) = (self.p.dim, self.p.n_classes, self.p.feature_scale);
+        let (nl, nu) = (self.s.yl.len(), self.s.yu.len());
+        let s = &mut self.s;
+        self.grads.zero();
+        self.bank.sample_kind_into(LabelKind::Given, rng, &mut s.xl, &mut s.yl)?;
+        self.bank.sample_kind_into(LabelKind::Pseudo, rng, &mut s.xu, &mut s.yu)?;
+        features_rows(&mut s.xl, d, scale);
+        features_rows(&mut s.xu, d, scale);
+        // Guess labels from two strong views with the teacher.
+        s.xs.copy_from_slice(&s.xu);
+        s.xs2.copy_from_slice(&s.xu);
+        for (a, b) in s.xs.chunks_exact_mut(d).zip(s.xs2.chunks_exact_mut(d)) {
+            self.aug.perturb(a, rng)?;
+            self.aug.perturb(b, rng)?;
+        }
+        self.teacher.forward_into(&s.xs, &mut s.logits_t)?;
+        softmax_into(&s.logits_t, k, 1.0, &mut s.probs_t)?;
+        self.teacher.forward_into(&s.xs2, &mut s.logits_t)?;
+        softmax_into(&s.logits_t, k, 1.0, &mut s.probs2)?;
+        self.mixmatch.guess_labels_into(&[&s.probs_t, &s.probs2], k, &mut s.guess)?;
+        // W = labelled rows (one-hot) then unlabeled rows (guesses); mix with a shuffled W.
+        s.w[..nl * d].copy_from_slice(&s.xl);
+        s.w[nl * d..].copy_from_slice(&s.xs);
+        one_hot_into(&s.yl, k, 0.0, &mut s.wt[..nl * k])?;
+        s.wt[nl * k..].copy_from_slice(&s.guess);
+        self.mixmatch.mixup().shuffle_partners(rng, &mut s.partner);
+        let lambda = self.mixmatch.sample_lambda(rng);
+        mix_rows_into(&s.w, d, &s.partner, lambda, &mut s.mixed)?;
+        mix_rows_into(&s.wt, k, &s.partner, lambda, &mut s.mixed_t)?;
+        // Soft cross-entropy on the mixed labelled rows.
+        let (xl_mix, xu_mix) = s.mixed.split_at(nl * d);
+        let (tl_mix, tu_mix) = s.mixed_t.split_at(nl * k);
+        self.student.forward_into(xl_mix, &mut s.logits_l)?;
+        self.ce.soft(&s.logits_l, tl_mix, k, &mut s.dlog_l)?;
+        self.student.backward_into(xl_mix, &s.dlog_l, &mut self.grads)?;
+        // lambda_u x squared error on the mixed unlabeled rows, ramped up.
+        self.student.forward_into(xu_mix, &mut s.logits_s)?;
+        self.mixmatch.unlabeled_loss(&s.logits_s, tu_mix, k, &mut s.dlog_u)?;
+        let ramp = sigmoid_rampup(self.counters.steps, self.p.unlabeled_rampup);
+        if ramp < 1.0 {
+            s.dlog_u.iter_mut().for_each(|g| *g *= ramp);
+        }
+        self.counters.masked_in += nu as u64;
+        self.student.backward_into(xu_mix, &s.dlog_u, &mut self.grads)?;
         self.sgd.step(self.student.params_mut(), self.grads.as_slice())?;
         self.counters.steps += 1;
         self.ema.update(self.teacher.params_mut(), self.student.params(), self.counters.steps)?;

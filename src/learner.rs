@@ -123,6 +123,22 @@ impl Algorithm {
     }
 }
 
+impl Algorithm {
+    /// Parses `main[+extra...]`, e.g. `"fixmatch+meanteacher"`, into the main algorithm and the
+    /// extra unlabeled losses (see [`LearnerParams::extra`]).
+    ///
+    /// # Errors
+    /// [`Error::InvalidParam`] for an unknown name.
+    pub fn parse_combination(s: &str) -> Result<(Algorithm, Vec<Algorithm>)> {
+        let mut parts = s.split('+').map(str::parse::<Algorithm>);
+        let main = parts
+            .next()
+            .transpose()?
+            .ok_or_else(|| Error::InvalidParam { name: "algorithm", reason: "empty".into() })?;
+        Ok((main, parts.collect::<Result<_>>()?))
+    }
+}
+
 impl std::str::FromStr for Algorithm {
     type Err = Error;
 
@@ -148,6 +164,10 @@ pub struct LearnerParams {
     /// 5000-sample stream, 3 seeds) it gained +2.7 points over labels-only, FixMatch +1.2,
     /// Mean Teacher +1.5, UDA -0.1 (unstable across seeds).
     pub algorithm: Algorithm,
+    /// Further unlabeled losses summed with the main algorithm's in every step (e.g. FixMatch +
+    /// Mean Teacher). Default none. Not allowed: `Supervised`, `MixMatch`, the main algorithm
+    /// again, duplicates, or any extra when the main algorithm is `MixMatch`.
+    pub extra: Vec<Algorithm>,
     /// Hidden width of an MLP head; `0` (default) for a linear head.
     pub hidden: usize,
     /// Bank capacity (entries). Default 4096.
@@ -217,6 +237,7 @@ impl LearnerParams {
             dim,
             n_classes,
             algorithm: Algorithm::FlexMatch,
+            extra: Vec::new(),
             hidden: 0,
             bank_capacity: 4096,
             labeled_batch: 16,
@@ -254,6 +275,18 @@ impl LearnerParams {
         ] {
             if v == 0 {
                 return Err(Error::InvalidParam { name, reason: "must be >= 1".into() });
+            }
+        }
+        for (i, &a) in p.extra.iter().enumerate() {
+            if matches!(a, Algorithm::Supervised | Algorithm::MixMatch)
+                || a == p.algorithm
+                || p.algorithm == Algorithm::MixMatch
+                || p.extra[..i].contains(&a)
+            {
+                return Err(Error::InvalidParam {
+                    name: "extra",
+                    reason: format!("{} cannot be combined with {}", a.name(), p.algorithm.name()),
+                });
             }
         }
         if p.checkpoint.as_ref().is_some_and(|c| c.every == 0) {
@@ -460,6 +493,7 @@ struct Scratch {
     probs_t: Vec<f32>,
     logits_s: Vec<f32>,
     dlog_u: Vec<f32>,
+    dlog_tmp: Vec<f32>,
     one: Vec<f32>,
     one_logits: Vec<f32>,
     one_probs: Vec<f32>,
@@ -499,6 +533,7 @@ impl Scratch {
             probs_t: vec![0.0; nu * k],
             logits_s: vec![0.0; nu * k],
             dlog_u: vec![0.0; nu * k],
+            dlog_tmp: vec![0.0; nu * k],
             one: vec![0.0; d],
             one_logits: vec![0.0; k],
             one_probs: vec![0.0; k],
@@ -550,6 +585,45 @@ fn features_rows(x: &mut [f32], d: usize, scale: f32) {
         let n = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
         row.iter_mut().for_each(|v| *v = *v / n * scale);
     }
+}
+
+/// Writes the unlabeled loss gradient of `alg` into `out` (`[n, k]`) and returns how many rows
+/// its mask selected. `(probs_t, logits_t, logits_s)`: teacher probabilities and logits on the
+/// clean rows, student logits on the strong views.
+#[allow(clippy::too_many_arguments)]
+fn unlabeled_grad(
+    alg: Algorithm,
+    fixmatch: &FixMatch,
+    adaptive: &mut AdaptiveThreshold,
+    uda: &Uda,
+    mean_teacher_weight: f32,
+    (probs_t, logits_t, logits_s): (&[f32], &[f32], &[f32]),
+    k: usize,
+    out: &mut [f32],
+) -> Result<usize> {
+    Ok(match alg {
+        Algorithm::Supervised => {
+            out.fill(0.0);
+            0
+        }
+        Algorithm::FixMatch => fixmatch.unlabeled_loss(probs_t, logits_s, k, out)?.selected,
+        Algorithm::FlexMatch => {
+            adaptive.update(probs_t)?;
+            adaptive.unlabeled_loss(probs_t, logits_s, out)?.selected
+        }
+        Algorithm::Uda => uda.unlabeled_loss(logits_t, logits_s, k, out)?.selected,
+        Algorithm::MeanTeacher => {
+            squared_error(logits_s, probs_t, k, out)?;
+            out.iter_mut().for_each(|g| *g *= mean_teacher_weight);
+            out.len() / k
+        }
+        Algorithm::MixMatch => {
+            return Err(Error::InvalidParam {
+                name: "algorithm",
+                reason: "MixMatch has its own step and cannot be combined".into(),
+            });
+        }
+    })
 }
 
 impl Learner {
@@ -782,28 +856,29 @@ impl Learner {
                 self.aug.perturb(row, rng)?;
             }
             self.student.forward_into(&s.xs, &mut s.logits_s)?;
-            let selected = match self.p.algorithm {
-                Algorithm::Supervised => 0,
-                Algorithm::FixMatch => {
-                    self.fixmatch
-                        .unlabeled_loss(&s.probs_t, &s.logits_s, k, &mut s.dlog_u)?
-                        .selected
-                }
-                Algorithm::FlexMatch => {
-                    self.adaptive.update(&s.probs_t)?;
-                    self.adaptive.unlabeled_loss(&s.probs_t, &s.logits_s, &mut s.dlog_u)?.selected
-                }
-                Algorithm::Uda => {
-                    self.uda.unlabeled_loss(&s.logits_t, &s.logits_s, k, &mut s.dlog_u)?.selected
-                }
-                Algorithm::MixMatch => unreachable!("MixMatch steps in mixmatch_step"),
-                Algorithm::MeanTeacher => {
-                    squared_error(&s.logits_s, &s.probs_t, k, &mut s.dlog_u)?;
-                    let w = self.p.mean_teacher_weight;
-                    s.dlog_u.iter_mut().for_each(|g| *g *= w);
-                    s.yu.len()
-                }
-            };
+            let mut selected = unlabeled_grad(
+                self.p.algorithm,
+                &self.fixmatch,
+                &mut self.adaptive,
+                &self.uda,
+                self.p.mean_teacher_weight,
+                (&s.probs_t, &s.logits_t, &s.logits_s),
+                k,
+                &mut s.dlog_u,
+            )?;
+            for &alg in &self.p.extra {
+                selected += unlabeled_grad(
+                    alg,
+                    &self.fixmatch,
+                    &mut self.adaptive,
+                    &self.uda,
+                    self.p.mean_teacher_weight,
+                    (&s.probs_t, &s.logits_t, &s.logits_s),
+                    k,
+                    &mut s.dlog_tmp,
+                )?;
+                s.dlog_u.iter_mut().zip(&s.dlog_tmp).for_each(|(a, b)| *a += b);
+            }
             self.counters.masked_in += selected as u64;
             let ramp = sigmoid_rampup(self.counters.steps, self.p.unlabeled_rampup);
             if ramp < 1.0 {

@@ -61,7 +61,8 @@ struct RunArgs {
     /// Which shipped scenario.
     #[arg(long, value_enum, default_value = "camera")]
     scenario: Scenario,
-    /// The semi-supervised algorithm compared with labels-only.
+    /// The semi-supervised algorithm compared with labels-only; `a+b` sums the unlabeled losses
+    /// of several (e.g. `fixmatch+meanteacher`).
     #[arg(long, default_value = "flexmatch")]
     algorithm: String,
     /// Labelled examples per class.
@@ -376,10 +377,11 @@ fn write_json(
 
 fn run(args: &RunArgs) -> edge_ssl::Result<()> {
     let t0 = Instant::now();
-    let algorithm: Algorithm = args.algorithm.parse()?;
+    let (algorithm, extra) = Algorithm::parse_combination(&args.algorithm)?;
     if args.user.given() {
         let common = cli::user::Common {
             algorithm,
+            extra: extra.clone(),
             labels: args.labels,
             eval_every: args.eval_every,
             size: args.size,
@@ -431,14 +433,17 @@ fn run(args: &RunArgs) -> edge_ssl::Result<()> {
     base.unlabeled_rampup = args.rampup;
     let plans: Vec<(String, Algorithm, bool, bool)> = vec![
         ("labels only".into(), Algorithm::Supervised, true, false),
-        (format!("{}+gate", algorithm.name()), algorithm, true, false),
-        (format!("{} (no gate)", algorithm.name()), algorithm, false, false),
+        (format!("{}+gate", args.algorithm), algorithm, true, false),
+        (format!("{} (no gate)", args.algorithm), algorithm, false, false),
         ("oracle (all stream labels)".into(), Algorithm::Supervised, true, true),
     ];
     let mut outcomes = Vec::new();
     for (name, alg, gate, oracle) in plans {
         let mut lp = base.clone();
         lp.algorithm = alg;
+        if alg != Algorithm::Supervised {
+            lp.extra = extra.clone();
+        }
         if !gate {
             lp.gate = None;
         }

@@ -232,3 +232,38 @@ fn auto_checkpoint_saves_every_n_samples() {
     bad.checkpoint = Some(edge_ssl::learner::AutoCheckpoint { path, every: 0 });
     assert!(matches!(bad.build(), Err(Error::InvalidParam { name: "checkpoint", .. })));
 }
+
+#[test]
+fn combinations_are_validated_and_learn() {
+    let (main, extra) = Algorithm::parse_combination("fixmatch+meanteacher").unwrap();
+    assert_eq!((main, extra.as_slice()), (Algorithm::FixMatch, &[Algorithm::MeanTeacher][..]));
+    assert!(Algorithm::parse_combination("fixmatch+nope").is_err());
+    for bad in [
+        (Algorithm::FixMatch, vec![Algorithm::FixMatch]),
+        (Algorithm::FixMatch, vec![Algorithm::MixMatch]),
+        (Algorithm::MixMatch, vec![Algorithm::Uda]),
+        (Algorithm::Uda, vec![Algorithm::MeanTeacher, Algorithm::MeanTeacher]),
+    ] {
+        let mut p = small_params(1);
+        (p.algorithm, p.extra) = bad;
+        assert!(matches!(p.build(), Err(Error::InvalidParam { name: "extra", .. })));
+    }
+    let mut p = small_params(2);
+    (p.algorithm, p.extra) = (Algorithm::FixMatch, vec![Algorithm::MeanTeacher]);
+    let mut l = p.build().unwrap();
+    let mut data = StdRng::seed_from_u64(3);
+    for i in 0..9 {
+        l.observe_labeled(&synthetic(&mut data, Some(i % 3)), i % 3).unwrap();
+    }
+    for i in 0..300 {
+        l.observe(&synthetic(&mut data, Some(i % 3))).unwrap();
+    }
+    let right = (0..60)
+        .filter(|&i| {
+            let c = (i % 3) as u32;
+            l.predict(&synthetic(&mut data, Some(c))).unwrap().class == c
+        })
+        .count();
+    assert!(right >= 57, "{right}/60");
+    assert!(l.counters().masked_in > 0);
+}

@@ -89,6 +89,8 @@ impl UserArgs {
 pub struct Common<'a> {
     /// Semi-supervised algorithm.
     pub algorithm: edge_ssl::learner::Algorithm,
+    /// Further unlabeled losses.
+    pub extra: Vec<edge_ssl::learner::Algorithm>,
     /// Labels per class.
     pub labels: usize,
     /// Evaluate every this many samples.
@@ -228,6 +230,7 @@ pub fn run_user(u: &UserArgs, c: &Common<'_>) -> Result<()> {
     // Learner: resumed from --state when it exists.
     let mut params = LearnerParams::new(d, n_classes);
     params.algorithm = c.algorithm;
+    params.extra = c.extra.clone();
     params.seed = c.seed;
     params.unlabeled_rampup = c.rampup;
     if let Some(p) = &u.state {

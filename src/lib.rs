@@ -6,6 +6,7 @@ pub mod augment;
 pub mod backbone;
 pub mod bank;
 pub mod data;
+pub mod device;
 pub mod embed;
 pub mod error;
 pub mod eval;

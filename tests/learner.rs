@@ -267,3 +267,27 @@ fn combinations_are_validated_and_learn() {
     assert!(right >= 57, "{right}/60");
     assert!(l.counters().masked_in > 0);
 }
+
+#[test]
+fn device_checks_frames_and_dims() {
+    use edge_ssl::data::image::Geometry;
+    use edge_ssl::device::{Device, Frame};
+    let bb = || Backbone::load(models::SENSOR_INT8, BackboneSpec::minirocket_imu(1)).unwrap();
+    let e = Device::new(bb(), &LearnerParams::new(10, 7)).unwrap_err();
+    assert!(matches!(e, Error::InvalidParam { name: "dim", .. }), "{e:?}");
+    let mut p = LearnerParams::new(936, 7);
+    p.gate = None;
+    let mut dev = Device::new(bb(), &p).unwrap();
+    let w = vec![0.25f32; 128 * 6];
+    dev.observe_labeled(Frame::Window(&w), 3).unwrap();
+    let before = dev.learner().counters();
+    let g = Geometry { height: 2, width: 2, channels: 1 };
+    let img = Frame::Image { pixels: &[0; 4], geometry: g };
+    assert!(matches!(dev.observe(img), Err(Error::ShapeMismatch { .. })));
+    assert!(matches!(dev.observe(Frame::Window(&w[1..])), Err(Error::ShapeMismatch { .. })));
+    let mut nan = w.clone();
+    nan[5] = f32::NAN;
+    assert!(matches!(dev.observe(Frame::Window(&nan)), Err(Error::NonFinite { .. })));
+    assert_eq!(dev.learner().counters(), before);
+    assert_eq!(dev.predict(Frame::Window(&w)).unwrap().class, 3);
+}

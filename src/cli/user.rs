@@ -11,14 +11,15 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use edge_ssl::data::image::{Geometry, resize_into};
+use edge_ssl::data::image::Geometry;
 use edge_ssl::data::{folder, idx, npy};
+use edge_ssl::device::{Device, Frame};
 use edge_ssl::learner::{AutoCheckpoint, Learner, LearnerParams, Outcome};
 use edge_ssl::report::{self, Series};
 use edge_ssl::stream::{
     CsvWindows, FolderWatch, ImageSetSource, Sample, SampleShape, SensorSetSource, Source,
 };
-use edge_ssl::{Backbone, BackboneSpec, Error, Input, InputKind, Result};
+use edge_ssl::{Backbone, BackboneSpec, Error, InputKind, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Where the user's samples come from (one of them).
@@ -140,6 +141,20 @@ fn accuracy(learner: &mut Learner, test: &[f32], test_y: &[u32], d: usize) -> Re
     Ok(right as f64 / test_y.len().max(1) as f64)
 }
 
+/// The device frame of a source sample.
+fn frame(sample: Sample<'_>, shape: SampleShape) -> Result<Frame<'_>> {
+    match (sample, shape) {
+        (Sample::Image(pixels), SampleShape::Image(geometry)) => {
+            Ok(Frame::Image { pixels, geometry })
+        }
+        (Sample::Window(w), _) => Ok(Frame::Window(w)),
+        (Sample::Image(_), SampleShape::Window { .. }) => Err(Error::InvalidParam {
+            name: "source",
+            reason: "image sample from a window source".into(),
+        }),
+    }
+}
+
 /// Runs the learner on the user's data (see the module docs).
 ///
 /// # Errors
@@ -199,7 +214,7 @@ pub fn run_user(u: &UserArgs, c: &Common<'_>) -> Result<()> {
 
     // Backbone for the source's samples.
     let shape = source.shape();
-    let mut backbone = match shape {
+    let backbone = match shape {
         SampleShape::Image(_) => {
             Backbone::load(c.camera_model, BackboneSpec::efficientnet_lite0(c.size, 1))?
         }
@@ -210,22 +225,7 @@ pub fn run_user(u: &UserArgs, c: &Common<'_>) -> Result<()> {
         }
     };
     let d = backbone.embedding_dim();
-    let dst = Geometry { height: c.size, width: c.size, channels: 3 };
-    let mut rgb = vec![0u8; dst.len()];
     let mut emb = vec![0f32; d];
-    let mut embed = |sample: Sample<'_>, emb: &mut [f32]| -> Result<()> {
-        match (sample, shape) {
-            (Sample::Image(px), SampleShape::Image(g)) => {
-                resize_into(px, g, &mut rgb, dst)?;
-                backbone.embed(Input::U8(&rgb), emb)
-            }
-            (Sample::Window(w), _) => backbone.embed(Input::F32(w), emb),
-            (Sample::Image(_), SampleShape::Window { .. }) => Err(Error::InvalidParam {
-                name: "source",
-                reason: "image sample from a window source".into(),
-            }),
-        }
-    };
 
     // Learner: resumed from --state when it exists.
     let mut params = LearnerParams::new(d, n_classes);
@@ -237,13 +237,13 @@ pub fn run_user(u: &UserArgs, c: &Common<'_>) -> Result<()> {
         params.checkpoint =
             Some(AutoCheckpoint { path: p.clone(), every: u.checkpoint_every.max(1) });
     }
-    let mut learner = match &u.state {
+    let mut device = match &u.state {
         Some(p) if p.exists() => {
-            let l = Learner::resume(&params, p)?;
-            eprintln!("resumed from {} ({:?})", p.display(), l.counters());
-            l
+            let dev = Device::resume(backbone, &params, p)?;
+            eprintln!("resumed from {} ({:?})", p.display(), dev.learner().counters());
+            dev
         }
-        _ => params.build()?,
+        _ => Device::new(backbone, &params)?,
     };
 
     let mut stats = Stats {
@@ -260,9 +260,9 @@ pub fn run_user(u: &UserArgs, c: &Common<'_>) -> Result<()> {
     let (mut test, mut test_y) = (Vec::new(), Vec::new());
     if let Some(set) = &labeled_set {
         let labels = set.labels.as_deref().unwrap_or_default();
+        let geometry = Geometry { height: set.height, width: set.width, channels: set.channels };
         for (i, &y) in labels.iter().enumerate() {
-            embed(Sample::Image(set.image(i)), &mut emb)?;
-            learner.observe_labeled(&emb, y)?;
+            device.observe_labeled(Frame::Image { pixels: set.image(i), geometry }, y)?;
             stats.labeled += 1;
         }
     }
@@ -286,11 +286,15 @@ pub fn run_user(u: &UserArgs, c: &Common<'_>) -> Result<()> {
         let Some((sample, label)) = item else { break };
         done += 1;
         pb.set_position(done as u64);
-        if let Err(e) = embed(sample, &mut emb) {
-            stats.skipped += 1;
-            pb.suspend(|| eprintln!("skipped sample {done}: {e}"));
-            continue;
+        match frame(sample, shape).and_then(|f| device.embed(f)) {
+            Ok(e) => emb.copy_from_slice(e),
+            Err(e) => {
+                stats.skipped += 1;
+                pb.suspend(|| eprintln!("skipped sample {done}: {e}"));
+                continue;
+            }
         }
+        let learner = device.learner_mut();
         match label {
             Some(y) if (y as usize) >= n_classes => {
                 stats.skipped += 1;
@@ -321,12 +325,13 @@ pub fn run_user(u: &UserArgs, c: &Common<'_>) -> Result<()> {
             }
         }
         if done.is_multiple_of(c.eval_every.max(1)) && !test_y.is_empty() {
-            let acc = accuracy(&mut learner, &test, &test_y, d)?;
+            let acc = accuracy(learner, &test, &test_y, d)?;
             stats.curve.push((done as f64, acc));
             pb.set_message(format!("held-out accuracy {acc:.3} ({} samples)", test_y.len()));
         }
     }
     pb.finish_and_clear();
+    let learner = device.learner_mut();
     if let Some(p) = &u.state {
         learner.checkpoint(p)?;
     }
@@ -342,7 +347,7 @@ pub fn run_user(u: &UserArgs, c: &Common<'_>) -> Result<()> {
         );
     }
     if !test_y.is_empty() {
-        let acc = accuracy(&mut learner, &test, &test_y, d)?;
+        let acc = accuracy(learner, &test, &test_y, d)?;
         stats.curve.push((done as f64, acc));
         println!("held-out accuracy: {acc:.4} on {} samples", test_y.len());
         std::fs::create_dir_all(c.report)

@@ -7,6 +7,7 @@ use std::time::Instant;
 mod cli;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use cli::json_num;
 use edge_ssl::data::{ImageSet, SensorSet, folder, idx, npy};
 use edge_ssl::embed::{EmbeddingCache, embed_images, embed_windows};
 use edge_ssl::eval::{accuracy, sample_per_class};
@@ -328,10 +329,6 @@ struct Outcome {
     result: RunResult,
 }
 
-fn json_num(v: f64) -> String {
-    if v.is_finite() { format!("{v:.6}") } else { "null".into() }
-}
-
 fn write_json(
     path: &Path,
     name: &str,
@@ -390,6 +387,7 @@ fn run(args: &RunArgs) -> edge_ssl::Result<()> {
             seed: args.seed,
             rampup: args.rampup,
             report: &args.report,
+            json: args.json.as_deref(),
         };
         return cli::user::run_user(&args.user, &common);
     }

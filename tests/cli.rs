@@ -36,11 +36,14 @@ fn watch_csv(windows: usize) -> PathBuf {
 fn run_on_sensor_csv_skips_the_bad_row_and_reports() {
     let csv = watch_csv(40);
     let report = tmp("report");
+    let json = tmp("user.json");
     let out = Command::new(env!("CARGO_BIN_EXE_edge-ssl"))
         .args(["run", "--sensor-csv"])
         .arg(&csv)
         .args(["--csv-labeled", "--classes", "7", "--labels", "2", "--report"])
         .arg(&report)
+        .arg("--json")
+        .arg(&json)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -49,6 +52,9 @@ fn run_on_sensor_csv_skips_the_bad_row_and_reports() {
     assert!(stdout.contains("1 skipped"), "{stdout}");
     assert!(stderr.contains("NaN"), "the skipped row is named: {stderr}");
     assert!(stdout.contains("held-out accuracy"), "{stdout}");
+    let j = std::fs::read_to_string(&json).unwrap();
+    assert!(j.contains("\"skipped\": 1") && j.contains("\"heldout_accuracy\": 0."), "{j}");
+    assert!(report.join("accuracy.svg").exists());
 }
 
 #[test]

@@ -108,6 +108,8 @@ pub struct Common<'a> {
     pub rampup: u64,
     /// Report folder.
     pub report: &'a Path,
+    /// Write the summary as JSON here.
+    pub json: Option<&'a Path>,
 }
 
 fn spinner_or_bar(len: Option<usize>) -> ProgressBar {
@@ -362,6 +364,32 @@ pub fn run_user(u: &UserArgs, c: &Common<'_>) -> Result<()> {
     }
     if let Some(p) = &u.state {
         println!("state: {}", p.display());
+    }
+    if let Some(path) = c.json {
+        let precision = if stats.admitted_known > 0 {
+            stats.admitted_right as f64 / stats.admitted_known as f64
+        } else {
+            f64::NAN
+        };
+        let curve: Vec<String> =
+            stats.curve.iter().map(|(n, a)| format!("[{n}, {}]", super::json_num(*a))).collect();
+        let text = format!(
+            "{{\"algorithm\": {:?}, \"samples\": {done}, \"given_labels\": {}, \"unlabeled\": {}, \"admitted\": {}, \"gated\": {}, \"deferred\": {}, \"held_back\": {}, \"skipped\": {}, \"pseudo_label_precision\": {}, \"heldout_accuracy\": {}, \"curve\": [{}]}}\n",
+            c.algorithm.name(),
+            stats.labeled,
+            stats.unlabeled,
+            k.admitted,
+            k.gated,
+            k.deferred,
+            stats.held,
+            stats.skipped,
+            super::json_num(precision),
+            super::json_num(stats.curve.last().map_or(f64::NAN, |p| p.1)),
+            curve.join(", ")
+        );
+        std::fs::write(path, text)
+            .map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
+        println!("json: {}", path.display());
     }
     println!("total time {:.1?}", t0.elapsed());
     Ok(())

@@ -21,6 +21,11 @@
 
 use std::path::Path;
 
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use crate::augment::image::{ImageAugParams, ImageAugmenter};
+use crate::augment::sensor::{SensorAugParams, SensorAugmenter};
 use crate::backbone::{Backbone, Input, InputKind};
 use crate::data::image::{Geometry, resize_into};
 use crate::error::{Error, Result};
@@ -40,6 +45,13 @@ pub enum Frame<'a> {
     Window(&'a [f32]),
 }
 
+/// Input-space strong views: the augmenter for the backbone's input and its output buffer.
+#[derive(Debug)]
+enum Views {
+    Image { aug: ImageAugmenter, strong: Vec<u8> },
+    Sensor { aug: SensorAugmenter, strong: Vec<f32> },
+}
+
 /// A backbone and a learner, with the buffers between them allocated once.
 #[derive(Debug)]
 pub struct Device {
@@ -47,6 +59,9 @@ pub struct Device {
     learner: Learner,
     rgb: Vec<u8>,
     embedding: Vec<f32>,
+    views: Option<Views>,
+    strong_embedding: Vec<f32>,
+    seed: u64,
 }
 
 impl Device {
@@ -91,7 +106,40 @@ impl Device {
             InputKind::Sensor { .. } => Vec::new(),
         };
         let embedding = vec![0f32; backbone.embedding_dim()];
-        Ok(Device { learner: make(params)?, backbone, rgb, embedding })
+        Ok(Device {
+            learner: make(params)?,
+            backbone,
+            rgb,
+            strong_embedding: vec![0f32; embedding.len()],
+            embedding,
+            views: None,
+            seed: params.seed,
+        })
+    }
+
+    /// Also learns from input-space strong views: every unlabeled frame is augmented with the
+    /// strong view of its kind (images: 2 RandAugment ops + Cutout after flip/translate; sensor
+    /// windows: 2 of magnitude warp, time warp, permutation, channel dropout, 3-D rotation) with
+    /// the default [`ImageAugParams`] / [`SensorAugParams`], embedded (one more backbone pass)
+    /// and given to [`Learner::observe_with_view`].
+    ///
+    /// # Errors
+    /// As the augmenters' constructors (cannot fail for the shipped backbones' inputs).
+    pub fn with_strong_views(mut self) -> Result<Self> {
+        self.views = Some(match self.backbone.spec().input {
+            InputKind::Image { height, width } => Views::Image {
+                aug: ImageAugmenter::new(
+                    ImageAugParams::default().check()?,
+                    Geometry { height, width, channels: 3 },
+                )?,
+                strong: vec![0u8; height * width * 3],
+            },
+            InputKind::Sensor { steps, channels } => Views::Sensor {
+                aug: SensorAugmenter::new(SensorAugParams::default().check()?, steps, channels)?,
+                strong: vec![0f32; steps * channels],
+            },
+        });
+        Ok(self)
     }
 
     /// The learner.
@@ -158,7 +206,28 @@ impl Device {
     /// As [`Device::embed`] and [`Learner::observe`]; the learner is untouched then.
     pub fn observe(&mut self, frame: Frame<'_>) -> Result<Outcome> {
         self.embed(frame)?;
-        self.learner.observe(&self.embedding)
+        let c = self.learner.counters();
+        // A view RNG derived from (seed, samples seen), like the learner's: resumable.
+        let n = c.labeled + c.unlabeled;
+        let mut rng = StdRng::seed_from_u64(
+            self.seed ^ 0x005e_ed0f_u64 ^ n.wrapping_mul(0xd134_2543_de82_ef95),
+        );
+        match (&mut self.views, frame) {
+            (None, _) => self.learner.observe(&self.embedding),
+            (Some(Views::Image { aug, strong }), _) => {
+                aug.strong_into(&self.rgb, strong, &mut rng)?;
+                self.backbone.embed(Input::U8(strong), &mut self.strong_embedding)?;
+                self.learner.observe_with_view(&self.embedding, &self.strong_embedding)
+            }
+            (Some(Views::Sensor { aug, strong }), Frame::Window(w)) => {
+                aug.strong_into(w, strong, &mut rng)?;
+                self.backbone.embed(Input::F32(strong), &mut self.strong_embedding)?;
+                self.learner.observe_with_view(&self.embedding, &self.strong_embedding)
+            }
+            (Some(Views::Sensor { .. }), Frame::Image { .. }) => {
+                unreachable!("Device::embed rejected an image for a sensor backbone")
+            }
+        }
     }
 
     /// Predicts a frame's class and whether it is strange (see [`Learner::predict`]).

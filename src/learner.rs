@@ -494,6 +494,11 @@ struct Scratch {
     logits_s: Vec<f32>,
     dlog_u: Vec<f32>,
     dlog_tmp: Vec<f32>,
+    /// The current sample's clean and input-space strong features, used in row 0 while
+    /// `pending` (only during [`Learner::observe_with_view`]).
+    pending_weak: Vec<f32>,
+    pending_strong: Vec<f32>,
+    pending: bool,
     one: Vec<f32>,
     one_logits: Vec<f32>,
     one_probs: Vec<f32>,
@@ -534,6 +539,9 @@ impl Scratch {
             logits_s: vec![0.0; nu * k],
             dlog_u: vec![0.0; nu * k],
             dlog_tmp: vec![0.0; nu * k],
+            pending_weak: vec![0.0; d],
+            pending_strong: vec![0.0; d],
+            pending: false,
             one: vec![0.0; d],
             one_logits: vec![0.0; k],
             one_probs: vec![0.0; k],
@@ -709,6 +717,23 @@ impl Learner {
     /// [`Error::ShapeMismatch`] / [`Error::NonFinite`] for a bad embedding; the learner is
     /// untouched then.
     pub fn observe(&mut self, x: &[f32]) -> Result<Outcome> {
+        self.observe_inner(x, None)
+    }
+
+    /// Like [`Learner::observe`], with the embedding of an input-space strong view of the same
+    /// sample (e.g. RandAugment of the frame, one more backbone pass; see
+    /// [`crate::device::Device::with_strong_views`]). If the sample is admitted, the learning
+    /// steps of this call put it in row 0 of the unlabeled batch: the teacher sees `x`, the
+    /// student `x_strong` (FixMatch's weak/strong pair). Replayed rows keep embedding-space views.
+    ///
+    /// # Errors
+    /// As [`Learner::observe`], for either embedding; the learner is untouched then.
+    pub fn observe_with_view(&mut self, x: &[f32], x_strong: &[f32]) -> Result<Outcome> {
+        self.check_row("Learner::observe_with_view(strong)", x_strong)?;
+        self.observe_inner(x, Some(x_strong))
+    }
+
+    fn observe_inner(&mut self, x: &[f32], strong: Option<&[f32]>) -> Result<Outcome> {
         self.check_row("Learner::observe", x)?;
         let mut rng = self.rng();
         self.counters.unlabeled += 1;
@@ -727,7 +752,16 @@ impl Learner {
             self.counters.deferred += 1;
             Outcome::Deferred
         };
-        self.learn(&mut rng)?;
+        let pending = matches!(outcome, Outcome::Admitted(_)) && strong.is_some();
+        if let (true, Some(xs)) = (pending, strong) {
+            let (scale, s) = (self.p.feature_scale, &mut self.s);
+            features_into(x, scale, &mut s.pending_weak);
+            features_into(xs, scale, &mut s.pending_strong);
+        }
+        self.s.pending = pending;
+        let learned = self.learn(&mut rng);
+        self.s.pending = false;
+        learned?;
         self.auto_checkpoint()?;
         Ok(outcome)
     }
@@ -849,11 +883,17 @@ impl Learner {
             && self.bank.sample_kind_into(LabelKind::Pseudo, rng, &mut s.xu, &mut s.yu)? > 0;
         if have_u {
             features_rows(&mut s.xu, d, scale);
+            if s.pending {
+                s.xu[..d].copy_from_slice(&s.pending_weak);
+            }
             self.teacher.forward_into(&s.xu, &mut s.logits_t)?;
             softmax_into(&s.logits_t, k, 1.0, &mut s.probs_t)?;
             s.xs.copy_from_slice(&s.xu);
             for row in s.xs.chunks_exact_mut(d) {
                 self.aug.perturb(row, rng)?;
+            }
+            if s.pending {
+                s.xs[..d].copy_from_slice(&s.pending_strong);
             }
             self.student.forward_into(&s.xs, &mut s.logits_s)?;
             let mut selected = unlabeled_grad(
@@ -902,12 +942,18 @@ impl Learner {
         self.bank.sample_kind_into(LabelKind::Pseudo, rng, &mut s.xu, &mut s.yu)?;
         features_rows(&mut s.xl, d, scale);
         features_rows(&mut s.xu, d, scale);
+        if s.pending {
+            s.xu[..d].copy_from_slice(&s.pending_weak);
+        }
         // Guess labels from two strong views with the teacher.
         s.xs.copy_from_slice(&s.xu);
         s.xs2.copy_from_slice(&s.xu);
         for (a, b) in s.xs.chunks_exact_mut(d).zip(s.xs2.chunks_exact_mut(d)) {
             self.aug.perturb(a, rng)?;
             self.aug.perturb(b, rng)?;
+        }
+        if s.pending {
+            s.xs[..d].copy_from_slice(&s.pending_strong);
         }
         self.teacher.forward_into(&s.xs, &mut s.logits_t)?;
         softmax_into(&s.logits_t, k, 1.0, &mut s.probs_t)?;

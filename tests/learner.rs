@@ -291,3 +291,42 @@ fn device_checks_frames_and_dims() {
     assert_eq!(dev.learner().counters(), before);
     assert_eq!(dev.predict(Frame::Window(&w)).unwrap().class, 3);
 }
+
+#[test]
+fn input_space_strong_views_feed_the_learner() {
+    use edge_ssl::device::{Device, Frame};
+    let bb = || Backbone::load(models::SENSOR_INT8, BackboneSpec::minirocket_imu(1)).unwrap();
+    let w = concat!(env!("CARGO_MANIFEST_DIR"), "/data/watch");
+    let set = edge_ssl::data::npy::read_windows(
+        format!("{w}/windows_x.npy"),
+        Some(format!("{w}/windows_y.npy")),
+        None::<&str>,
+    )
+    .unwrap();
+    let y = set.labels.clone().unwrap();
+    let mut p = LearnerParams::new(936, 7);
+    p.gate = None;
+    p.algorithm = Algorithm::FixMatch;
+    let mut dev = Device::new(bb(), &p).unwrap().with_strong_views().unwrap();
+    let mut given = [0; 7];
+    for (i, &c) in y.iter().enumerate() {
+        if given[c as usize] < 3 {
+            given[c as usize] += 1;
+            dev.observe_labeled(Frame::Window(set.window(i)), c).unwrap();
+        }
+    }
+    for i in 0..60 {
+        assert!(matches!(dev.observe(Frame::Window(set.window(i))).unwrap(), Outcome::Admitted(_)));
+    }
+    assert_eq!(dev.learner().counters().unlabeled, 60);
+    // A NaN in the strong view is refused before anything changes.
+    let mut l = small_params(1).build().unwrap();
+    let mut data = StdRng::seed_from_u64(1);
+    l.observe_labeled(&synthetic(&mut data, Some(0)), 0).unwrap();
+    let x = synthetic(&mut data, Some(0));
+    let mut bad = x.clone();
+    bad[2] = f32::NAN;
+    let before = l.counters();
+    assert!(matches!(l.observe_with_view(&x, &bad), Err(Error::NonFinite { .. })));
+    assert_eq!(l.counters(), before);
+}

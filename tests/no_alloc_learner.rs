@@ -48,8 +48,12 @@ fn steady_state_observe_and_predict_allocate_nothing() {
         }
         assert!(l.gate_fitted());
         let n = allocations_in(|| {
-            for x in &warm[300..] {
-                l.observe(x).unwrap();
+            for (i, x) in warm[300..].iter().enumerate() {
+                if i % 2 == 0 {
+                    l.observe(x).unwrap();
+                } else {
+                    l.observe_with_view(x, &warm[i]).unwrap();
+                }
                 l.predict(x).unwrap();
             }
         });

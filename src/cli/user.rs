@@ -391,6 +391,10 @@ pub fn run_user(u: &UserArgs, c: &Common<'_>) -> Result<()> {
             .map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
         println!("json: {}", path.display());
     }
-    println!("total time {:.1?}", t0.elapsed());
+    println!(
+        "total time {:.1?}, {:.1} samples/s (backbone pass + learning step)",
+        t0.elapsed(),
+        done as f64 / t0.elapsed().as_secs_f64().max(1e-9)
+    );
     Ok(())
 }

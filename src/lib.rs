@@ -10,6 +10,7 @@ pub mod device;
 pub mod embed;
 pub mod error;
 pub mod eval;
+pub mod experiment;
 pub mod gate;
 pub mod head;
 pub mod learner;

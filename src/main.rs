@@ -47,6 +47,20 @@ enum Command {
     Run(Box<RunArgs>),
     /// Write the embeddings of a dataset as a float32 `[n, D]` .npy file.
     Embed(EmbedArgs),
+    /// Run every algorithm and the baselines of an experiment spec (TOML) on the same streams.
+    Experiment(ExperimentArgs),
+}
+
+#[derive(clap::Args)]
+struct ExperimentArgs {
+    /// The spec (see the README for the format).
+    spec: PathBuf,
+    /// Also write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Folder of cached embeddings.
+    #[arg(long, default_value = CACHE)]
+    cache: PathBuf,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -554,6 +568,101 @@ fn run(args: &RunArgs) -> edge_ssl::Result<()> {
     Ok(())
 }
 
+fn experiment(args: &ExperimentArgs) -> edge_ssl::Result<()> {
+    use edge_ssl::experiment::{Spec, embed_spec, run as run_experiment};
+    let t0 = Instant::now();
+    let spec = Spec::load(&args.spec)?;
+    let cache = EmbeddingCache::new(&args.cache);
+    let data = embed_spec(&spec, &cache, |what| {
+        eprintln!("embedding {what} (cached after the first time)")
+    })?;
+    eprintln!(
+        "{}: {} pool, {} test, {} out-of-distribution embeddings of dim {}, {} classes ({:.1?})",
+        spec.name,
+        data.pool.1.len(),
+        data.test.1.len(),
+        data.ood.len() / data.dim.max(1),
+        data.dim,
+        data.n_classes,
+        t0.elapsed()
+    );
+    let n_runs =
+        spec.seeds.len() * (2 + spec.algorithms.len() * if spec.protocol.gate { 2 } else { 1 });
+    let pb = bar(n_runs, "runs");
+    let out = run_experiment(&spec, &data, |name, seed| {
+        pb.set_message(format!("{name} seed {seed}"));
+        pb.inc(1);
+    })?;
+    pb.finish_and_clear();
+    println!("{} ({} seeds: {:?})", out.name, spec.seeds.len(), spec.seeds);
+    println!(
+        "{:<26} {:>5} {:>16} {:>10} {:>10} {:>9} {:>9} {:>10} {:>10}",
+        "algorithm",
+        "gate",
+        "accuracy",
+        "gap closed",
+        "PL precis.",
+        "coverage",
+        "OOD AUROC",
+        "OOD admit.",
+        "samples/s"
+    );
+    let pct = |v: f64| if v.is_finite() { format!("{:.1}%", 100.0 * v) } else { "-".into() };
+    let num = |v: f64| if v.is_finite() { format!("{v:.3}") } else { "-".into() };
+    let mut json = format!(
+        "{{\n  \"name\": {:?},\n  \"seeds\": {:?},\n  \"results\": [\n",
+        out.name, spec.seeds
+    );
+    for (i, r) in out.rows.iter().enumerate() {
+        let (m, s) = r.accuracy();
+        let baseline = r.algorithm == "supervised" || r.algorithm == "oracle";
+        println!(
+            "{:<26} {:>5} {:>9.4} +- {:.3} {:>10} {:>10} {:>9} {:>9} {:>10} {:>10.0}",
+            r.algorithm,
+            if r.gate && !baseline {
+                "on"
+            } else if baseline {
+                "-"
+            } else {
+                "off"
+            },
+            m,
+            s,
+            pct(out.gap_closed(r)),
+            pct(r.pseudo_precision()),
+            pct(r.pseudo_coverage()),
+            num(r.ood_auroc()),
+            pct(r.admitted_ood_share()),
+            r.samples_per_s()
+        );
+        json.push_str(&format!(
+            "    {{\"algorithm\": {:?}, \"gate\": {}, \"accuracy_mean\": {}, \"accuracy_std\": {}, \"accuracies\": [{}], \"gap_closed\": {}, \"pseudo_label_precision\": {}, \"pseudo_label_coverage\": {}, \"ood_auroc\": {}, \"bank_ood_share\": {}, \"samples_per_s\": {}}}{}\n",
+            r.algorithm,
+            r.gate && !baseline,
+            json_num(m),
+            json_num(s),
+            r.runs.iter().map(|x| json_num(x.accuracy)).collect::<Vec<_>>().join(", "),
+            json_num(out.gap_closed(r)),
+            json_num(r.pseudo_precision()),
+            json_num(r.pseudo_coverage()),
+            json_num(r.ood_auroc()),
+            json_num(r.admitted_ood_share()),
+            json_num(r.samples_per_s()),
+            if i + 1 < out.rows.len() { "," } else { "" }
+        ));
+    }
+    json.push_str("  ]\n}\n");
+    println!(
+        "gap closed = (acc - supervised) / (oracle - supervised) on mean accuracies; bank_ood_share in JSON = share of admitted pseudo-labels that were out of distribution"
+    );
+    if let Some(p) = &args.json {
+        std::fs::write(p, json).map_err(|e| edge_ssl::Error::Io { path: p.clone(), source: e })?;
+        println!("json: {}", p.display());
+    }
+    println!("total time {:.1?}", t0.elapsed());
+    Ok(())
+}
+
 fn embed(args: &EmbedArgs) -> edge_ssl::Result<()> {
     let t = Instant::now();
     let input: &Path = &args.input;
@@ -605,6 +714,7 @@ fn main() -> ExitCode {
         None => run(&cli.run),
         Some(Command::Run(a)) => run(a),
         Some(Command::Embed(a)) => embed(a),
+        Some(Command::Experiment(a)) => experiment(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -83,3 +83,82 @@ fn embed_writes_an_npy_of_the_right_shape() {
     let a = edge_ssl::data::npy::read(&out_path).unwrap();
     assert_eq!(a.shape, vec![4, 936]);
 }
+
+#[test]
+fn experiment_runs_a_tiny_spec_and_writes_the_json_schema() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let spec = tmp("tiny.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            r#"name = "tiny"
+seeds = [3]
+algorithms = ["fixmatch"]
+[backbone]
+model = "{root}/models/efficientnet-lite0-int8.onnx"
+input = "image"
+size = 112
+[data]
+format = "idx"
+train_x = "{root}/data/fashion-mnist/train-images-idx3-ubyte.gz"
+train_y = "{root}/data/fashion-mnist/train-labels-idx1-ubyte.gz"
+test_x = "{root}/data/fashion-mnist/t10k-images-idx3-ubyte.gz"
+test_y = "{root}/data/fashion-mnist/t10k-labels-idx1-ubyte.gz"
+ood_x = "{root}/data/mnist/ood-images-idx3-ubyte.gz"
+[protocol]
+labels_per_class = 5
+stream_len = 700
+ood_fraction = 0.2
+gate = true
+eval_every = 350
+"#
+        ),
+    )
+    .unwrap();
+    let json = tmp("tiny.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_edge-ssl"))
+        .arg("experiment")
+        .arg(&spec)
+        .arg("--json")
+        .arg(&json)
+        .args(["--cache", concat!(env!("CARGO_TARGET_TMPDIR"), "/embeddings")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let j = std::fs::read_to_string(&json).unwrap();
+    for key in [
+        "\"name\": \"tiny\"",
+        "\"algorithm\"",
+        "\"gate\"",
+        "\"accuracy_mean\"",
+        "\"accuracy_std\"",
+        "\"gap_closed\"",
+        "\"pseudo_label_precision\"",
+        "\"pseudo_label_coverage\"",
+        "\"ood_auroc\"",
+        "\"bank_ood_share\"",
+        "\"samples_per_s\"",
+    ] {
+        assert!(j.contains(key), "missing {key} in {j}");
+    }
+    // supervised, oracle, fixmatch with gate, fixmatch without
+    assert_eq!(j.matches("\"algorithm\"").count(), 4, "{j}");
+    let acc = |name: &str| -> f64 {
+        let at = j.find(&format!("\"algorithm\": \"{name}\"")).unwrap();
+        let rest = &j[at..];
+        let k = rest.find("\"accuracy_mean\": ").unwrap() + "\"accuracy_mean\": ".len();
+        rest[k..].split([',', '}']).next().unwrap().trim().parse().unwrap()
+    };
+    assert!(
+        acc("oracle") >= acc("supervised"),
+        "oracle {} < supervised {}",
+        acc("oracle"),
+        acc("supervised")
+    );
+    // malformed spec: a typed error naming the file
+    std::fs::write(&spec, "name = 1").unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_edge-ssl")).arg("experiment").arg(&spec).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad spec"));
+}

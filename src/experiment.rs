@@ -1,0 +1,476 @@
+//! Experiments: every algorithm and the two baselines on the same streams, from the same seeds.
+//!
+//! A spec is a TOML file (a public format, documented in the README); paths in it are relative
+//! to the spec's folder:
+//!
+//! ```toml
+//! name = "fmnist-10-ood30"
+//! seeds = [1, 2, 3]
+//! algorithms = ["fixmatch", "flexmatch", "uda", "meanteacher", "mixmatch"]  # baselines always run
+//!
+//! [backbone]
+//! model = "../models/efficientnet-lite0-int8.onnx"
+//! input = "image"        # "image" | "sensor"
+//! size = 112             # image side; ignored for sensor
+//!
+//! [data]
+//! format = "idx"         # "idx" (plain or .gz) | "npy" | "folder"
+//! train_x = "../data/fashion-mnist/train-images-idx3-ubyte.gz"
+//! train_y = "../data/fashion-mnist/train-labels-idx1-ubyte.gz"
+//! test_x = "../data/fashion-mnist/t10k-images-idx3-ubyte.gz"
+//! test_y = "../data/fashion-mnist/t10k-labels-idx1-ubyte.gz"
+//! ood_x = "../data/mnist/ood-images-idx3-ubyte.gz"   # optional
+//! # for "folder": train_dir / test_dir / ood_dir, one sub-folder per class
+//!
+//! [protocol]
+//! labels_per_class = 10
+//! stream_len = 5000      # unlabeled samples from the pool, excluding the labelled ones
+//! ood_fraction = 0.3     # share of the stream replaced by ood_x samples (0 if absent)
+//! gate = true            # run each SSL algorithm with the gate, and also without it
+//! ```
+//!
+//! Per seed: `labels_per_class` labelled samples per class are drawn from the pool, the stream is
+//! drawn from the rest (with `ood_fraction` of it taken from the first half of `ood_x`; the
+//! second half is held out to measure the gate), and every run sees that same stream. The
+//! baselines are `supervised` (labels only, same head and replay) and `oracle` (the labels plus
+//! the true labels of the whole in-distribution stream). The backbone is frozen, so each
+//! dataset is embedded once ([`crate::embed::EmbeddingCache`]) and reused by every run.
+
+use std::path::{Path, PathBuf};
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde::Deserialize;
+
+use crate::backbone::{Backbone, BackboneSpec, InputKind};
+use crate::data::{folder, idx, npy};
+use crate::embed::EmbeddingCache;
+use crate::error::{Error, Result};
+use crate::eval::{mean_std, sample_per_class};
+use crate::gate::eval::auroc;
+use crate::learner::{Algorithm, LearnerParams};
+use crate::scenario::{RunResult, Stream, StreamItem, run_stream};
+
+/// `[backbone]` of a spec.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackboneSection {
+    /// ONNX model path.
+    pub model: PathBuf,
+    /// `"image"` or `"sensor"`.
+    pub input: String,
+    /// Image side (default 112).
+    #[serde(default = "default_size")]
+    pub size: usize,
+}
+
+fn default_size() -> usize {
+    112
+}
+
+/// `[data]` of a spec.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    /// `"idx"`, `"npy"` or `"folder"`.
+    pub format: String,
+    /// Pool inputs (idx / npy).
+    pub train_x: Option<PathBuf>,
+    /// Pool labels (idx / npy).
+    pub train_y: Option<PathBuf>,
+    /// Test inputs (idx / npy).
+    pub test_x: Option<PathBuf>,
+    /// Test labels (idx / npy).
+    pub test_y: Option<PathBuf>,
+    /// Out-of-distribution inputs (idx / npy), optional.
+    pub ood_x: Option<PathBuf>,
+    /// Pool folder (folder format).
+    pub train_dir: Option<PathBuf>,
+    /// Test folder (folder format).
+    pub test_dir: Option<PathBuf>,
+    /// Out-of-distribution folder (folder format), optional.
+    pub ood_dir: Option<PathBuf>,
+}
+
+/// `[protocol]` of a spec.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProtocolSection {
+    /// Labelled samples per class (default 10).
+    #[serde(default = "default_labels")]
+    pub labels_per_class: usize,
+    /// Unlabeled stream length (default 5000; capped by the pool).
+    #[serde(default = "default_stream")]
+    pub stream_len: usize,
+    /// Share of the stream replaced by out-of-distribution samples (default 0).
+    #[serde(default)]
+    pub ood_fraction: f64,
+    /// Run each SSL algorithm with the gate and without it (true, default) or only without.
+    #[serde(default = "default_gate")]
+    pub gate: bool,
+    /// Test accuracy along the stream every this many samples (default 1000).
+    #[serde(default = "default_eval")]
+    pub eval_every: usize,
+}
+
+fn default_labels() -> usize {
+    10
+}
+fn default_stream() -> usize {
+    5000
+}
+fn default_gate() -> bool {
+    true
+}
+fn default_eval() -> usize {
+    1000
+}
+
+/// An experiment spec (see the module docs for the format).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// Name, copied into the results.
+    pub name: String,
+    /// Seeds: one label draw and stream per seed.
+    pub seeds: Vec<u64>,
+    /// Semi-supervised algorithms (names as in `edge-ssl run --algorithm`, `a+b` combines).
+    pub algorithms: Vec<String>,
+    /// The backbone.
+    pub backbone: BackboneSection,
+    /// The data.
+    pub data: DataSection,
+    /// The protocol.
+    pub protocol: ProtocolSection,
+    /// The folder paths are relative to (the spec file's folder).
+    #[serde(skip)]
+    pub base: PathBuf,
+}
+
+impl Spec {
+    /// Parses a spec from TOML text; relative paths are resolved against `base`.
+    ///
+    /// # Errors
+    /// [`Error::BadData`] for malformed TOML, unknown keys or values out of range, naming
+    /// `origin`.
+    pub fn parse(text: &str, base: &Path, origin: &Path) -> Result<Spec> {
+        let mut spec: Spec =
+            toml::from_str(text).map_err(|e| Error::bad_data(origin, format!("bad spec: {e}")))?;
+        spec.base = base.to_path_buf();
+        let bad = |r: String| Error::bad_data(origin, r);
+        if spec.seeds.is_empty() {
+            return Err(bad("seeds is empty".into()));
+        }
+        for a in &spec.algorithms {
+            Algorithm::parse_combination(a)?;
+        }
+        if !matches!(spec.backbone.input.as_str(), "image" | "sensor") {
+            return Err(bad(format!(
+                "backbone.input {:?}: expected image or sensor",
+                spec.backbone.input
+            )));
+        }
+        if !matches!(spec.data.format.as_str(), "idx" | "npy" | "folder") {
+            return Err(bad(format!(
+                "data.format {:?}: expected idx, npy or folder",
+                spec.data.format
+            )));
+        }
+        if !(0.0..1.0).contains(&spec.protocol.ood_fraction) {
+            return Err(bad(format!(
+                "protocol.ood_fraction {} not in [0, 1)",
+                spec.protocol.ood_fraction
+            )));
+        }
+        if spec.protocol.labels_per_class == 0 || spec.protocol.stream_len == 0 {
+            return Err(bad("labels_per_class and stream_len must be >= 1".into()));
+        }
+        Ok(spec)
+    }
+
+    /// Reads and parses a spec file.
+    ///
+    /// # Errors
+    /// [`Error::Io`], or as [`Spec::parse`].
+    pub fn load(path: impl AsRef<Path>) -> Result<Spec> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        Spec::parse(&text, &base, path)
+    }
+
+    fn path(&self, p: &Option<PathBuf>, key: &'static str) -> Result<PathBuf> {
+        p.as_ref().map(|p| self.base.join(p)).ok_or_else(|| Error::InvalidParam {
+            name: key,
+            reason: format!("data.{key} is required for format {:?}", self.data.format),
+        })
+    }
+}
+
+/// Embedded datasets of an experiment.
+#[derive(Debug, Clone)]
+pub struct Embedded {
+    /// Embedding dimension.
+    pub dim: usize,
+    /// Number of classes.
+    pub n_classes: usize,
+    /// Pool embeddings and labels.
+    pub pool: (Vec<f32>, Vec<u32>),
+    /// Test embeddings and labels.
+    pub test: (Vec<f32>, Vec<u32>),
+    /// Out-of-distribution embeddings (may be empty).
+    pub ood: Vec<f32>,
+}
+
+/// Loads the spec's data and embeds it with its backbone (through `cache`); `progress` gets a
+/// short description of each dataset being embedded.
+///
+/// # Errors
+/// Reader, model and cache errors; [`Error::InvalidParam`] for missing paths or unlabeled data.
+pub fn embed_spec(
+    spec: &Spec,
+    cache: &EmbeddingCache,
+    mut progress: impl FnMut(&str),
+) -> Result<Embedded> {
+    let model = spec.base.join(&spec.backbone.model);
+    let image = spec.backbone.input == "image";
+    let s = spec.backbone.size;
+    let labels_of = |l: Option<Vec<u32>>, what: &'static str| {
+        l.ok_or_else(|| Error::InvalidParam { name: what, reason: "labels are required".into() })
+    };
+    let (pool, test, ood) = match (spec.data.format.as_str(), image) {
+        ("folder", true) => {
+            let mut bb = Backbone::load(&model, BackboneSpec::efficientnet_lite0(s, 1))?;
+            let mut one = |dir: &PathBuf, what: &str| -> Result<(Vec<f32>, Option<Vec<u32>>)> {
+                progress(what);
+                let set = folder::read_folder(spec.base.join(dir), s, s)?;
+                Ok((cache.images(&mut bb, &set, |_| {})?, set.labels))
+            };
+            let pool = one(&spec.path(&spec.data.train_dir, "train_dir")?, "pool")?;
+            let test = one(&spec.path(&spec.data.test_dir, "test_dir")?, "test")?;
+            let ood = match &spec.data.ood_dir {
+                Some(d) => one(d, "ood")?.0,
+                None => Vec::new(),
+            };
+            (pool, test, ood)
+        }
+        ("idx", true) => {
+            let mut bb = Backbone::load(&model, BackboneSpec::efficientnet_lite0(s, 1))?;
+            let mut one = |x: PathBuf,
+                           y: Option<PathBuf>,
+                           what: &str|
+             -> Result<(Vec<f32>, Option<Vec<u32>>)> {
+                progress(what);
+                let set = idx::read_images(x, y)?;
+                Ok((cache.images(&mut bb, &set, |_| {})?, set.labels))
+            };
+            let pool = one(
+                spec.path(&spec.data.train_x, "train_x")?,
+                Some(spec.path(&spec.data.train_y, "train_y")?),
+                "pool",
+            )?;
+            let test = one(
+                spec.path(&spec.data.test_x, "test_x")?,
+                Some(spec.path(&spec.data.test_y, "test_y")?),
+                "test",
+            )?;
+            let ood = match &spec.data.ood_x {
+                Some(x) => one(spec.base.join(x), None, "ood")?.0,
+                None => Vec::new(),
+            };
+            (pool, test, ood)
+        }
+        ("npy", false) => {
+            let mut bb: Option<Backbone> = None;
+            let mut one = |x: PathBuf,
+                           y: Option<PathBuf>,
+                           what: &str|
+             -> Result<(Vec<f32>, Option<Vec<u32>>)> {
+                progress(what);
+                let set = npy::read_windows(x, y, None::<&Path>)?;
+                if bb.is_none() {
+                    let mut bs = BackboneSpec::minirocket_imu(1);
+                    bs.input = InputKind::Sensor { steps: set.steps, channels: set.channels };
+                    bb = Some(Backbone::load(&model, bs)?);
+                }
+                let b = bb.as_mut().expect("set above");
+                Ok((cache.windows(b, &set, |_| {})?, set.labels))
+            };
+            let pool = one(
+                spec.path(&spec.data.train_x, "train_x")?,
+                Some(spec.path(&spec.data.train_y, "train_y")?),
+                "pool",
+            )?;
+            let test = one(
+                spec.path(&spec.data.test_x, "test_x")?,
+                Some(spec.path(&spec.data.test_y, "test_y")?),
+                "test",
+            )?;
+            let ood = match &spec.data.ood_x {
+                Some(x) => one(spec.base.join(x), None, "ood")?.0,
+                None => Vec::new(),
+            };
+            (pool, test, ood)
+        }
+        (f, _) => {
+            return Err(Error::InvalidParam {
+                name: "data.format",
+                reason: format!(
+                    "format {f:?} does not fit backbone input {:?}",
+                    spec.backbone.input
+                ),
+            });
+        }
+    };
+    let pool_y = labels_of(pool.1, "train_y")?;
+    let test_y = labels_of(test.1, "test_y")?;
+    let n_classes = pool_y.iter().chain(&test_y).max().map_or(0, |m| *m as usize + 1);
+    let dim = if pool_y.is_empty() { 0 } else { pool.0.len() / pool_y.len() };
+    Ok(Embedded { dim, n_classes, pool: (pool.0, pool_y), test: (test.0, test_y), ood })
+}
+
+/// Aggregated results of one (algorithm, gate) over the seeds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Algorithm name (`supervised`, `oracle`, or a spec entry).
+    pub algorithm: String,
+    /// Gate on.
+    pub gate: bool,
+    /// Per-seed results.
+    pub runs: Vec<RunResult>,
+}
+
+impl Row {
+    /// Mean and sample standard deviation of test accuracy over the seeds.
+    pub fn accuracy(&self) -> (f64, f64) {
+        mean_std(&self.runs.iter().map(|r| r.accuracy).collect::<Vec<_>>())
+    }
+
+    fn mean(&self, f: impl Fn(&RunResult) -> f64) -> f64 {
+        let v: Vec<f64> = self.runs.iter().map(f).filter(|x| x.is_finite()).collect();
+        if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 }
+    }
+
+    /// Mean pseudo-label precision.
+    pub fn pseudo_precision(&self) -> f64 {
+        self.mean(|r| r.pseudo_precision)
+    }
+
+    /// Mean pseudo-label coverage.
+    pub fn pseudo_coverage(&self) -> f64 {
+        self.mean(|r| r.pseudo_coverage)
+    }
+
+    /// Mean share of admitted samples that were out of distribution.
+    pub fn admitted_ood_share(&self) -> f64 {
+        self.mean(|r| r.admitted_ood_share)
+    }
+
+    /// Mean gate AUROC on the held-out out-of-distribution samples (NaN without).
+    pub fn ood_auroc(&self) -> f64 {
+        self.mean(|r| {
+            if r.in_scores.is_empty() || r.out_scores.is_empty() {
+                f64::NAN
+            } else {
+                auroc(&r.in_scores, &r.out_scores)
+            }
+        })
+    }
+
+    /// Mean stream samples per second of learner time.
+    pub fn samples_per_s(&self) -> f64 {
+        self.mean(|r| r.samples_per_s)
+    }
+}
+
+/// All rows of an experiment, baselines first.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The spec's name.
+    pub name: String,
+    /// `supervised`, `oracle`, then each algorithm (with gate, without gate).
+    pub rows: Vec<Row>,
+}
+
+impl Outcome {
+    /// `(acc - supervised) / (oracle - supervised)` on the mean accuracies.
+    pub fn gap_closed(&self, row: &Row) -> f64 {
+        let sup = self.rows[0].accuracy().0;
+        let orc = self.rows[1].accuracy().0;
+        if orc > sup { (row.accuracy().0 - sup) / (orc - sup) } else { f64::NAN }
+    }
+}
+
+/// Runs every row of `spec` on `data`; `progress(row, seed)` is called before each run.
+///
+/// # Errors
+/// [`Error::InvalidParam`] if a class has too few pool samples; the learner's errors.
+pub fn run(spec: &Spec, data: &Embedded, mut progress: impl FnMut(&str, u64)) -> Result<Outcome> {
+    let d = data.dim;
+    let p = &spec.protocol;
+    let (pool, pool_y) = (&data.pool.0, &data.pool.1);
+    let half = data.ood.len() / d.max(1) / 2;
+    let mut plans: Vec<(String, Algorithm, Vec<Algorithm>, bool, bool)> = vec![
+        ("supervised".into(), Algorithm::Supervised, vec![], true, false),
+        ("oracle".into(), Algorithm::Supervised, vec![], true, true),
+    ];
+    for a in &spec.algorithms {
+        let (main, extra) = Algorithm::parse_combination(a)?;
+        if p.gate {
+            plans.push((a.clone(), main, extra.clone(), true, false));
+        }
+        plans.push((a.clone(), main, extra, false, false));
+    }
+    let mut rows: Vec<Row> = plans
+        .iter()
+        .map(|(n, _, _, g, _)| Row { algorithm: n.clone(), gate: *g, runs: Vec::new() })
+        .collect();
+    for &seed in &spec.seeds {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let labeled = sample_per_class(pool_y, None, data.n_classes, p.labels_per_class, &mut rng)?;
+        let mut rest: Vec<usize> = (0..pool_y.len()).filter(|i| !labeled.contains(i)).collect();
+        rest.shuffle(&mut rng);
+        let n_ood =
+            if half > 0 { (p.stream_len as f64 * p.ood_fraction).round() as usize } else { 0 };
+        let n_in = p.stream_len.saturating_sub(n_ood).min(rest.len());
+        let row = |i: usize| &pool[i * d..(i + 1) * d];
+        let mut items: Vec<StreamItem<'_>> = rest[..n_in]
+            .iter()
+            .map(|&i| StreamItem { x: row(i), truth: Some(pool_y[i]) })
+            .collect();
+        let mut ood_order: Vec<usize> = (0..half).collect();
+        ood_order.shuffle(&mut rng);
+        items.extend((0..n_ood).map(|k| {
+            let j = ood_order[k % half];
+            StreamItem { x: &data.ood[j * d..(j + 1) * d], truth: None }
+        }));
+        items.shuffle(&mut rng);
+        let stream = Stream {
+            dim: d,
+            labeled: labeled.iter().map(|&i| (row(i), pool_y[i])).collect(),
+            items,
+            test: &data.test.0,
+            test_y: &data.test.1,
+            ood_test: &data.ood[half * d..2 * half * d],
+        };
+        for (r, (name, main, extra, gate, oracle)) in rows.iter_mut().zip(&plans) {
+            progress(
+                &format!(
+                    "{name}{}",
+                    if *gate && name != "supervised" && name != "oracle" { "+gate" } else { "" }
+                ),
+                seed,
+            );
+            let mut lp = LearnerParams::new(d, data.n_classes);
+            lp.algorithm = *main;
+            lp.extra = extra.clone();
+            lp.seed = seed;
+            if !gate {
+                lp.gate = None;
+            }
+            r.runs.push(run_stream(&lp, &stream, *oracle, p.eval_every, |_| {})?);
+        }
+    }
+    Ok(Outcome { name: spec.name.clone(), rows })
+}

@@ -589,7 +589,13 @@ fn experiment(args: &ExperimentArgs) -> edge_ssl::Result<()> {
     let n_runs =
         spec.seeds.len() * (2 + spec.algorithms.len() * if spec.protocol.gate { 2 } else { 1 });
     let pb = bar(n_runs, "runs");
+    let mut k = 0;
     let out = run_experiment(&spec, &data, |name, seed| {
+        k += 1;
+        if pb.is_hidden() {
+            // Not a terminal (a log file, CI): one plain line per run instead of a bar.
+            eprintln!("run {k}/{n_runs}: {name}, seed {seed} ({:.0?})", t0.elapsed());
+        }
         pb.set_message(format!("{name} seed {seed}"));
         pb.inc(1);
     })?;

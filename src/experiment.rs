@@ -91,6 +91,14 @@ pub struct DataSection {
     pub test_dir: Option<PathBuf>,
     /// Out-of-distribution folder (folder format), optional.
     pub ood_dir: Option<PathBuf>,
+    /// npy only: group ids `[n]` of `train_x` (e.g. the subject). With `train_groups` and
+    /// `test_groups`, pool and test are the rows of `train_x` in those groups (honest splits by
+    /// subject from one file); `test_x` / `test_y` are then not used.
+    pub groups: Option<PathBuf>,
+    /// Groups of the pool (with `groups`).
+    pub train_groups: Option<Vec<i64>>,
+    /// Groups of the test set (with `groups`).
+    pub test_groups: Option<Vec<i64>>,
 }
 
 /// `[protocol]` of a spec.
@@ -297,16 +305,40 @@ pub fn embed_spec(
                 let b = bb.as_mut().expect("set above");
                 Ok((cache.windows(b, &set, |_| {})?, set.labels))
             };
-            let pool = one(
-                spec.path(&spec.data.train_x, "train_x")?,
-                Some(spec.path(&spec.data.train_y, "train_y")?),
-                "pool",
-            )?;
-            let test = one(
-                spec.path(&spec.data.test_x, "test_x")?,
-                Some(spec.path(&spec.data.test_y, "test_y")?),
-                "test",
-            )?;
+            let train_x = spec.path(&spec.data.train_x, "train_x")?;
+            let train_y = spec.path(&spec.data.train_y, "train_y")?;
+            let d = &spec.data;
+            let (pool, test) = match (&d.groups, &d.train_groups, &d.test_groups) {
+                (Some(g), Some(tr), Some(te)) => {
+                    let (all, labels) = one(train_x.clone(), Some(train_y), "pool and test")?;
+                    let groups =
+                        npy::read_windows(train_x, None::<&Path>, Some(spec.base.join(g)))?
+                            .groups
+                            .unwrap_or_default();
+                    let labels = labels.unwrap_or_default();
+                    let dim = if labels.is_empty() { 0 } else { all.len() / labels.len() };
+                    let split = |keep: &[i64]| -> (Vec<f32>, Option<Vec<u32>>) {
+                        let rows: Vec<usize> =
+                            (0..labels.len()).filter(|&i| keep.contains(&groups[i])).collect();
+                        let x =
+                            rows.iter().flat_map(|&i| all[i * dim..(i + 1) * dim].iter().copied());
+                        (x.collect(), Some(rows.iter().map(|&i| labels[i]).collect()))
+                    };
+                    (split(tr), split(te))
+                }
+                (None, None, None) => {
+                    let pool = one(train_x, Some(train_y), "pool")?;
+                    let test_x = spec.path(&d.test_x, "test_x")?;
+                    let test = one(test_x, Some(spec.path(&d.test_y, "test_y")?), "test")?;
+                    (pool, test)
+                }
+                _ => {
+                    return Err(Error::InvalidParam {
+                        name: "groups",
+                        reason: "groups, train_groups and test_groups go together".into(),
+                    });
+                }
+            };
             let ood = match &spec.data.ood_x {
                 Some(x) => one(spec.base.join(x), None, "ood")?.0,
                 None => Vec::new(),

@@ -795,16 +795,31 @@ impl Bank {
         x: &mut [f32],
         labels: &mut [u32],
     ) -> Result<usize> {
+        let n = self.len();
+        self.fill_rows("Bank::sample_into", n, x, labels, || {
+            self.order[rng.random_range(0..n)] as usize
+        })
+    }
+
+    /// Checks the shapes, then decodes `labels.len()` slots drawn by `pick` (called only when
+    /// `available > 0`) into `x` and `labels`.
+    fn fill_rows(
+        &self,
+        op: &'static str,
+        available: usize,
+        x: &mut [f32],
+        labels: &mut [u32],
+        mut pick: impl FnMut() -> usize,
+    ) -> Result<usize> {
         let d = self.params.dim;
         if x.len() != labels.len() * d {
-            return Err(shape("Bank::sample_into", labels.len() * d, x.len()));
+            return Err(shape(op, labels.len() * d, x.len()));
         }
-        let n = self.len();
-        if n == 0 {
+        if available == 0 {
             return Ok(0);
         }
         for (row, y) in x.chunks_exact_mut(d).zip(labels.iter_mut()) {
-            let slot = self.order[rng.random_range(0..n)] as usize;
+            let slot = pick();
             self.decode(slot, row);
             *y = u32::from(self.meta[slot].label);
         }
@@ -832,26 +847,16 @@ impl Bank {
         x: &mut [f32],
         labels: &mut [u32],
     ) -> Result<usize> {
-        let d = self.params.dim;
-        if x.len() != labels.len() * d {
-            return Err(shape("Bank::sample_kind_into", labels.len() * d, x.len()));
-        }
         let total = self.kind_len(kind);
-        if total == 0 {
-            return Ok(0);
-        }
-        for (row, y) in x.chunks_exact_mut(d).zip(labels.iter_mut()) {
+        self.fill_rows("Bank::sample_kind_into", total, x, labels, || {
             let mut r = rng.random_range(0..total);
             let mut seg = kind.index();
             while r >= self.seg_len(seg) {
                 r -= self.seg_len(seg);
                 seg += 2;
             }
-            let slot = self.order[self.bounds[seg] as usize + r] as usize;
-            self.decode(slot, row);
-            *y = u32::from(self.meta[slot].label);
-        }
-        Ok(labels.len())
+            self.order[self.bounds[seg] as usize + r] as usize
+        })
     }
 }
 

@@ -70,7 +70,7 @@ use crate::head::optim::{Sgd, SgdParams};
 use crate::head::{Grads, Head};
 use crate::objective::divergence::squared_error;
 use crate::objective::fixmatch::{
-    AdaptiveThreshold, AdaptiveThresholdParams, FixMatch, FixMatchParams,
+    AdaptiveThreshold, AdaptiveThresholdParams, FixMatch, FixMatchParams, argmax,
 };
 use crate::objective::mixmatch::{MixMatch, MixMatchParams};
 use crate::objective::mixup::mix_rows_into;
@@ -778,16 +778,25 @@ impl Learner {
         self.admit(Admitted::scored(x, score), rng)
     }
 
-    fn admit(&mut self, a: Admitted<'_>, rng: &mut StdRng) -> Result<Outcome> {
+    /// The teacher's top class and its probability for one embedding (allocation-free).
+    fn teacher_top(&mut self, x: &[f32]) -> Result<(usize, f32)> {
         let s = &mut self.s;
-        features_into(a.embedding(), self.p.feature_scale, &mut s.one);
+        features_into(x, self.p.feature_scale, &mut s.one);
         self.teacher.forward_into(&s.one, &mut s.one_logits)?;
         softmax_into(&s.one_logits, self.p.n_classes, 1.0, &mut s.one_probs)?;
-        let (class, conf) = s
-            .one_probs
-            .iter()
-            .enumerate()
-            .fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
+        Ok(argmax(&s.one_probs))
+    }
+
+    /// Scales the unlabeled gradient by the sigmoid ramp-up at the current step.
+    fn ramp_unlabeled(dlog_u: &mut [f32], steps: u64, rampup: u64) {
+        let ramp = sigmoid_rampup(steps, rampup);
+        if ramp < 1.0 {
+            dlog_u.iter_mut().for_each(|g| *g *= ramp);
+        }
+    }
+
+    fn admit(&mut self, a: Admitted<'_>, rng: &mut StdRng) -> Result<Outcome> {
+        let (class, conf) = self.teacher_top(a.embedding())?;
         self.bank.insert_pseudo(a, class as u32, conf, rng)?;
         self.counters.admitted += 1;
         Ok(Outcome::Admitted(class as u32))
@@ -835,15 +844,7 @@ impl Learner {
     /// [`Error::ShapeMismatch`] / [`Error::NonFinite`] for a bad embedding.
     pub fn predict(&mut self, x: &[f32]) -> Result<Prediction> {
         self.check_row("Learner::predict", x)?;
-        let s = &mut self.s;
-        features_into(x, self.p.feature_scale, &mut s.one);
-        self.teacher.forward_into(&s.one, &mut s.one_logits)?;
-        softmax_into(&s.one_logits, self.p.n_classes, 1.0, &mut s.one_probs)?;
-        let (class, confidence) = s
-            .one_probs
-            .iter()
-            .enumerate()
-            .fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
+        let (class, confidence) = self.teacher_top(x)?;
         let (ood_score, gated) = match &self.ood {
             Some(o) => {
                 let sc = o.score(x)?;
@@ -920,10 +921,7 @@ impl Learner {
                 s.dlog_u.iter_mut().zip(&s.dlog_tmp).for_each(|(a, b)| *a += b);
             }
             self.counters.masked_in += selected as u64;
-            let ramp = sigmoid_rampup(self.counters.steps, self.p.unlabeled_rampup);
-            if ramp < 1.0 {
-                s.dlog_u.iter_mut().for_each(|g| *g *= ramp);
-            }
+            Self::ramp_unlabeled(&mut s.dlog_u, self.counters.steps, self.p.unlabeled_rampup);
             self.student.backward_into(&s.xs, &s.dlog_u, &mut self.grads)?;
         }
         self.sgd.step(self.student.params_mut(), self.grads.as_slice())?;
@@ -978,10 +976,7 @@ impl Learner {
         // lambda_u x squared error on the mixed unlabeled rows, ramped up.
         self.student.forward_into(xu_mix, &mut s.logits_s)?;
         self.mixmatch.unlabeled_loss(&s.logits_s, tu_mix, k, &mut s.dlog_u)?;
-        let ramp = sigmoid_rampup(self.counters.steps, self.p.unlabeled_rampup);
-        if ramp < 1.0 {
-            s.dlog_u.iter_mut().for_each(|g| *g *= ramp);
-        }
+        Self::ramp_unlabeled(&mut s.dlog_u, self.counters.steps, self.p.unlabeled_rampup);
         self.counters.masked_in += nu as u64;
         self.student.backward_into(xu_mix, &s.dlog_u, &mut self.grads)?;
         self.sgd.step(self.student.params_mut(), self.grads.as_slice())?;

@@ -6,7 +6,7 @@
 //! ```toml
 //! name = "fmnist-10-ood30"
 //! seeds = [1, 2, 3]
-//! algorithms = ["fixmatch", "flexmatch", "uda", "meanteacher", "mixmatch"]  # baselines always run
+//! algorithms = ["fixmatch", "flexmatch", "labelprop", "comatch"]  # baselines always run
 //!
 //! [backbone]
 //! model = "../models/efficientnet-lite0-int8.onnx"

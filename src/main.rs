@@ -54,7 +54,12 @@ enum Command {
 #[derive(clap::Args)]
 struct ExperimentArgs {
     /// The spec (see the README for the format).
-    spec: PathBuf,
+    #[arg(required_unless_present = "list_algorithms")]
+    spec: Option<PathBuf>,
+    /// Print every algorithm name a spec's `algorithms` accepts, one per line, and exit
+    /// (`a+b` combines them; the baselines `supervised` and `oracle` always run).
+    #[arg(long)]
+    list_algorithms: bool,
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -570,8 +575,14 @@ fn run(args: &RunArgs) -> edge_ssl::Result<()> {
 
 fn experiment(args: &ExperimentArgs) -> edge_ssl::Result<()> {
     use edge_ssl::experiment::{Spec, embed_spec, run as run_experiment};
+    let Some(spec_path) = args.spec.as_ref().filter(|_| !args.list_algorithms) else {
+        for a in edge_ssl::learner::Algorithm::ALL {
+            println!("{}", a.name());
+        }
+        return Ok(());
+    };
     let t0 = Instant::now();
-    let spec = Spec::load(&args.spec)?;
+    let spec = Spec::load(spec_path)?;
     let cache = EmbeddingCache::new(&args.cache);
     let data = embed_spec(&spec, &cache, |what| {
         eprintln!("embedding {what} (cached after the first time)")

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::backbone::{Backbone, Input, InputKind, fnv1a64};
+use crate::backbone::{Backbone, Engine, Input, InputKind, fnv1a64};
 use crate::data::image::{Geometry, resize_into};
 use crate::data::npy;
 use crate::data::{ImageSet, SensorSet};
@@ -124,8 +124,8 @@ pub fn embed_windows(
 
 /// A folder of cached dataset embeddings (`<dir>/<key>.npy`, float32 `[n, D]`).
 ///
-/// The key covers the model bytes, the backbone's input spec and every byte (and label) of the
-/// data, so a changed model or dataset never reads a stale entry. Writes are atomic (temporary
+/// The key covers the model bytes, the backbone's input spec and engine, and every byte (and
+/// label) of the data, so a changed model or dataset never reads a stale entry. Writes are atomic (temporary
 /// file + rename), so concurrent processes filling the same entry are safe. An unreadable or
 /// inconsistent entry is recomputed, never trusted.
 #[derive(Debug, Clone)]
@@ -145,7 +145,12 @@ impl EmbeddingCache {
     }
 
     fn path(&self, backbone: &Backbone, data_key: u64) -> PathBuf {
-        let spec = format!("{:?}", backbone.spec().input);
+        let mut spec = format!("{:?}", backbone.spec().input);
+        // Engines agree to ~1e-3, not bit for bit: each keeps its own entries (tract's keys are
+        // unchanged from before there were two engines).
+        if backbone.engine() != Engine::Tract {
+            spec = format!("{spec}/{}", backbone.engine());
+        }
         let key = fnv1a64(spec.as_bytes(), backbone.fingerprint() ^ data_key);
         self.dir.join(format!("emb-{key:016x}.npy"))
     }

@@ -22,16 +22,55 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// tract could not load, type or optimize the model.
-    #[error("model {origin}: rejected by tract: {message}")]
+    /// The engine could not load, type or optimize the model.
+    #[error("model {origin}: rejected by {engine}: {message}")]
     ModelRejected {
         /// Where the model came from (a path, or `<bytes>`).
         origin: String,
-        /// tract's error chain on one line.
+        /// The engine that rejected it.
+        engine: crate::backbone::Engine,
+        /// The engine's error chain on one line.
         message: String,
-        /// tract's error.
+        /// The engine's error.
         #[source]
         source: BoxError,
+    },
+
+    /// The spec asks for an engine this build does not contain.
+    #[error("engine {engine} is not compiled in: rebuild edge-ssl with `--features {feature}`")]
+    EngineNotBuilt {
+        /// The engine asked for.
+        engine: crate::backbone::Engine,
+        /// The cargo feature that adds it.
+        feature: &'static str,
+    },
+
+    /// The onnxruntime shared library was not found or could not be loaded.
+    #[error(
+        "onnxruntime library not loaded ({reason}); tried {tried:?}. Get it with \
+         `scripts/fetch-onnxruntime.sh` (PyPI wheel, sha256 checked), then point to it with \
+         ORT_DYLIB_PATH=.../libonnxruntime.so.<version>, `library = \"...\"` under [backbone], \
+         --ort-library, or put it next to the executable"
+    )]
+    RuntimeLibraryMissing {
+        /// The places tried, in order.
+        tried: Vec<PathBuf>,
+        /// Why each failed.
+        reason: String,
+    },
+
+    /// The onnxruntime shared library is older than this build supports.
+    #[error(
+        "{path}: onnxruntime {found} is too old, edge-ssl needs {required} or newer; get a \
+         newer one with `scripts/fetch-onnxruntime.sh`"
+    )]
+    RuntimeLibraryTooOld {
+        /// The library file.
+        path: PathBuf,
+        /// Its version.
+        found: String,
+        /// The oldest version this build loads ([`crate::backbone::ORT_MIN_VERSION`]).
+        required: &'static str,
     },
 
     /// The model has no output with the requested name.
@@ -54,12 +93,12 @@ pub enum Error {
         what: String,
     },
 
-    /// tract failed while running an already-loaded model.
+    /// The engine failed while running an already-loaded model.
     #[error("backbone run failed: {message}")]
     Inference {
-        /// tract's error chain on one line.
+        /// The engine's error chain on one line.
         message: String,
-        /// tract's error.
+        /// The engine's error.
         #[source]
         source: BoxError,
     },

@@ -12,6 +12,9 @@
 //! model = "../models/efficientnet-lite0-int8.onnx"
 //! input = "image"        # "image" | "sensor"
 //! size = 112             # image side; ignored for sensor
+//! engine = "tract"       # optional: "tract" (default) | "onnxruntime"
+//! threads = 1            # optional: threads per backbone run
+//! # library = "libonnxruntime.so.1.32.0"   # optional, for onnxruntime
 //!
 //! [data]
 //! format = "idx"         # "idx" (plain or .gz) | "npy" | "folder"
@@ -43,7 +46,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::Deserialize;
 
-use crate::backbone::{Backbone, BackboneSpec, InputKind};
+use crate::backbone::{Backbone, BackboneSpec, Engine, InputKind};
 use crate::data::{folder, idx, npy};
 use crate::embed::EmbeddingCache;
 use crate::error::{Error, Result};
@@ -63,6 +66,19 @@ pub struct BackboneSection {
     /// Image side (default 112).
     #[serde(default = "default_size")]
     pub size: usize,
+    /// Inference engine: `"tract"` (default) or `"onnxruntime"` (needs the `onnxruntime`
+    /// feature and the shared library).
+    #[serde(default)]
+    pub engine: Engine,
+    /// Threads per backbone run (default 1).
+    #[serde(default = "default_threads")]
+    pub threads: usize,
+    /// The onnxruntime shared library (optional; see [`crate::backbone`] for the search order).
+    pub library: Option<PathBuf>,
+}
+
+fn default_threads() -> usize {
+    1
 }
 
 fn default_size() -> usize {
@@ -179,6 +195,9 @@ impl Spec {
                 spec.backbone.input
             )));
         }
+        if spec.backbone.threads == 0 {
+            return Err(bad("backbone.threads must be >= 1".into()));
+        }
         if !matches!(spec.data.format.as_str(), "idx" | "npy" | "folder") {
             return Err(bad(format!(
                 "data.format {:?}: expected idx, npy or folder",
@@ -206,6 +225,13 @@ impl Spec {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         Spec::parse(&text, &base, path)
+    }
+
+    /// `base` with the spec's engine, threads and library (relative to the spec's folder).
+    pub fn backbone_spec(&self, base: BackboneSpec) -> BackboneSpec {
+        let mut s = base.with_engine(self.backbone.engine).with_threads(self.backbone.threads);
+        s.library = self.backbone.library.as_ref().map(|p| self.base.join(p));
+        s
     }
 
     fn path(&self, p: &Option<PathBuf>, key: &'static str) -> Result<PathBuf> {
@@ -249,7 +275,8 @@ pub fn embed_spec(
     };
     let (pool, test, ood) = match (spec.data.format.as_str(), image) {
         ("folder", true) => {
-            let mut bb = Backbone::load(&model, BackboneSpec::efficientnet_lite0(s, 1))?;
+            let mut bb =
+                Backbone::load(&model, spec.backbone_spec(BackboneSpec::efficientnet_lite0(s, 1)))?;
             let mut one = |dir: &PathBuf, what: &str| -> Result<(Vec<f32>, Option<Vec<u32>>)> {
                 progress(what);
                 let set = folder::read_folder(spec.base.join(dir), s, s)?;
@@ -264,7 +291,8 @@ pub fn embed_spec(
             (pool, test, ood)
         }
         ("idx", true) => {
-            let mut bb = Backbone::load(&model, BackboneSpec::efficientnet_lite0(s, 1))?;
+            let mut bb =
+                Backbone::load(&model, spec.backbone_spec(BackboneSpec::efficientnet_lite0(s, 1)))?;
             let mut one = |x: PathBuf,
                            y: Option<PathBuf>,
                            what: &str|
@@ -300,7 +328,7 @@ pub fn embed_spec(
                 if bb.is_none() {
                     let mut bs = BackboneSpec::minirocket_imu(1);
                     bs.input = InputKind::Sensor { steps: set.steps, channels: set.channels };
-                    bb = Some(Backbone::load(&model, bs)?);
+                    bb = Some(Backbone::load(&model, spec.backbone_spec(bs))?);
                 }
                 let b = bb.as_mut().expect("set above");
                 Ok((cache.windows(b, &set, |_| {})?, set.labels))

@@ -66,6 +66,9 @@ struct ExperimentArgs {
     /// Folder of cached embeddings.
     #[arg(long, default_value = CACHE)]
     cache: PathBuf,
+    /// Overrides of the spec's `[backbone]` engine, threads and library.
+    #[command(flatten)]
+    engine: cli::EngineArgs,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -115,6 +118,9 @@ struct RunArgs {
     /// Folder of cached embeddings (the backbone is frozen: each dataset is embedded once).
     #[arg(long, default_value = CACHE)]
     cache: PathBuf,
+    /// Backbone engine, threads and onnxruntime library.
+    #[command(flatten)]
+    engine: cli::EngineArgs,
     /// Steps over which the unlabeled loss weight ramps up (0: none).
     #[arg(long, default_value_t = 2000)]
     rampup: u64,
@@ -162,6 +168,9 @@ struct EmbedArgs {
     /// Name of the embedding output of the graph.
     #[arg(long, default_value = "embedding")]
     output: String,
+    /// Backbone engine, threads and onnxruntime library.
+    #[command(flatten)]
+    engine: cli::EngineArgs,
 }
 
 fn bar(len: usize, what: &str) -> ProgressBar {
@@ -251,8 +260,8 @@ fn prepare_camera(args: &RunArgs, rng: &mut StdRng) -> edge_ssl::Result<Prepared
     )?;
     let mnist = idx::read_images(args.data.join("mnist/ood-images-idx3-ubyte.gz"), None::<&Path>)?;
     let t = Instant::now();
-    let mut bb =
-        Backbone::load(&args.camera_model, BackboneSpec::efficientnet_lite0(args.size, 1))?;
+    let spec = args.engine.apply(BackboneSpec::efficientnet_lite0(args.size, 1));
+    let mut bb = Backbone::load(&args.camera_model, spec)?;
     let feats = cached_images(args, &mut bb, &pool, "embed pool")?;
     let test_feats = cached_images(args, &mut bb, &test, "embed test")?;
     let ood = cached_images(args, &mut bb, &mnist, "embed MNIST (OOD)")?;
@@ -302,7 +311,8 @@ fn prepare_sensor(args: &RunArgs, rng: &mut StdRng) -> edge_ssl::Result<Prepared
         Some(w.join("windows_y.npy")),
         Some(w.join("windows_groups.npy")),
     )?;
-    let mut bb = Backbone::load(&args.sensor_model, BackboneSpec::minirocket_imu(1))?;
+    let mut bb =
+        Backbone::load(&args.sensor_model, args.engine.apply(BackboneSpec::minirocket_imu(1)))?;
     let cache = EmbeddingCache::new(&args.cache);
     let pb = bar(set.len(), "embed IMU windows");
     let all = cache.windows(&mut bb, &set, |n| pb.set_position(n as u64))?;
@@ -403,6 +413,7 @@ fn run(args: &RunArgs) -> edge_ssl::Result<()> {
             size: args.size,
             camera_model: &args.camera_model,
             sensor_model: &args.sensor_model,
+            engine: &args.engine,
             seed: args.seed,
             rampup: args.rampup,
             report: &args.report,
@@ -582,7 +593,17 @@ fn experiment(args: &ExperimentArgs) -> edge_ssl::Result<()> {
         return Ok(());
     };
     let t0 = Instant::now();
-    let spec = Spec::load(spec_path)?;
+    let mut spec = Spec::load(spec_path)?;
+    if let Some(e) = args.engine.engine {
+        spec.backbone.engine = e;
+    }
+    if let Some(t) = args.engine.threads {
+        spec.backbone.threads = t;
+    }
+    if let Some(l) = &args.engine.ort_library {
+        // Given on the command line: relative to the working directory, not the spec.
+        spec.backbone.library = Some(std::path::absolute(l).unwrap_or_else(|_| l.clone()));
+    }
     let cache = EmbeddingCache::new(&args.cache);
     let data = embed_spec(&spec, &cache, |what| {
         eprintln!("embedding {what} (cached after the first time)")
@@ -701,7 +722,7 @@ fn embed(args: &EmbedArgs) -> edge_ssl::Result<()> {
         Loaded::Images(_) => BackboneSpec::efficientnet_lite0(args.size, args.batch),
     };
     spec.embedding_output = args.output.clone();
-    let mut backbone = Backbone::load(&args.model, spec)?;
+    let mut backbone = Backbone::load(&args.model, args.engine.apply(spec))?;
     let d = backbone.embedding_dim();
     let n = match &loaded {
         Loaded::Images(s) => s.len(),

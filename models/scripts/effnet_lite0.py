@@ -756,6 +756,9 @@ def main():
                     help="calibration percentile for linear/residual ranges (0 = min/max)")
     ap.add_argument("--skip-reference", action="store_true", help="skip the numpy reference check")
     ap.add_argument("--skip-bench", action="store_true")
+    ap.add_argument("--f32-only", action="store_true",
+                    help="only write <build-dir>/efficientnet-lite0-f32.onnx (for the engine "
+                    "agreement tests and BENCHMARKS.md); no int8 models, no goldens")
     a = ap.parse_args()
 
     os.makedirs(a.build_dir, exist_ok=True)
@@ -777,6 +780,9 @@ def main():
     f32 = build_f32(sd, L)
     f32_path = os.path.join(a.build_dir, "efficientnet-lite0-f32.onnx")
     onnx.save(f32, f32_path)
+    if a.f32_only:
+        print(f"{f32_path}: sha256 {sha256(f32_path)}", flush=True)
+        return
     sf = ort_session(f32)
     if not a.skip_reference:
         report["f32_vs_numpy_reference"] = {}

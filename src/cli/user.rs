@@ -102,6 +102,8 @@ pub struct Common<'a> {
     pub camera_model: &'a Path,
     /// Sensor model.
     pub sensor_model: &'a Path,
+    /// Engine, threads, onnxruntime library.
+    pub engine: &'a super::EngineArgs,
     /// Seed.
     pub seed: u64,
     /// Unlabeled loss ramp-up.
@@ -217,13 +219,14 @@ pub fn run_user(u: &UserArgs, c: &Common<'_>) -> Result<()> {
     // Backbone for the source's samples.
     let shape = source.shape();
     let backbone = match shape {
-        SampleShape::Image(_) => {
-            Backbone::load(c.camera_model, BackboneSpec::efficientnet_lite0(c.size, 1))?
-        }
+        SampleShape::Image(_) => Backbone::load(
+            c.camera_model,
+            c.engine.apply(BackboneSpec::efficientnet_lite0(c.size, 1)),
+        )?,
         SampleShape::Window { steps, channels } => {
             let mut spec = BackboneSpec::minirocket_imu(1);
             spec.input = InputKind::Sensor { steps, channels };
-            Backbone::load(c.sensor_model, spec)?
+            Backbone::load(c.sensor_model, c.engine.apply(spec))?
         }
     };
     let d = backbone.embedding_dim();

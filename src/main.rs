@@ -265,7 +265,12 @@ fn prepare_camera(args: &RunArgs, rng: &mut StdRng) -> edge_ssl::Result<Prepared
     let feats = cached_images(args, &mut bb, &pool, "embed pool")?;
     let test_feats = cached_images(args, &mut bb, &test, "embed test")?;
     let ood = cached_images(args, &mut bb, &mnist, "embed MNIST (OOD)")?;
-    eprintln!("embeddings ready in {:.1?} (cache: {})", t.elapsed(), args.cache.display());
+    eprintln!(
+        "embeddings ready in {:.1?} ({} engine; cache: {})",
+        t.elapsed(),
+        bb.engine(),
+        args.cache.display()
+    );
     let y = pool.labels.clone().unwrap_or_default();
     let n_classes = y.iter().max().map_or(0, |m| *m as usize + 1);
     let labeled = sample_per_class(&y, None, n_classes, args.labels, rng)?;
@@ -609,13 +614,14 @@ fn experiment(args: &ExperimentArgs) -> edge_ssl::Result<()> {
         eprintln!("embedding {what} (cached after the first time)")
     })?;
     eprintln!(
-        "{}: {} pool, {} test, {} out-of-distribution embeddings of dim {}, {} classes ({:.1?})",
+        "{}: {} pool, {} test, {} out-of-distribution embeddings of dim {}, {} classes, {} engine ({:.1?})",
         spec.name,
         data.pool.1.len(),
         data.test.1.len(),
         data.ood.len() / data.dim.max(1),
         data.dim,
         data.n_classes,
+        spec.backbone.engine,
         t0.elapsed()
     );
     let n_runs =

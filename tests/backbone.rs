@@ -191,3 +191,25 @@ fn missing_output_and_wrong_input_type_are_contract_errors() {
         Backbone::load(models::SENSOR_INT8, BackboneSpec::efficientnet_lite0(112, 1)).unwrap_err();
     assert!(matches!(e, Error::ModelContract { .. }), "{e:?}");
 }
+
+#[test]
+fn tract_threads_need_the_multithread_feature_and_keep_the_embedding() {
+    let input = golden("effnet_112_batch4_input.npy");
+    let embed = |threads: usize| {
+        let spec = BackboneSpec::efficientnet_lite0(112, 4).with_threads(threads);
+        let mut bb = Backbone::load(models::CAMERA_INT8, spec)?;
+        let mut e = vec![0.0; 4 * 1280];
+        bb.embed(Input::U8(&input.bytes), &mut e)?;
+        Ok::<_, Error>(e)
+    };
+    let one = embed(1).unwrap();
+    match embed(2) {
+        Ok(two) if cfg!(feature = "multithread") => {
+            assert_rows_match("2 tract threads", &two, &one, 1280, 0.99999)
+        }
+        Err(Error::InvalidParam { name: "threads", reason }) if !cfg!(feature = "multithread") => {
+            assert!(reason.contains("--features multithread"), "{reason}")
+        }
+        other => panic!("threads = 2: {:?}", other.map(|_| "an embedding")),
+    }
+}

@@ -329,8 +329,8 @@ fn same_experiment_spec_gives_the_same_accuracy_on_either_engine() {
     }
     // Sensor: the whole shipped watch IMU set (MiniRocket int8; the engines agree bit for bit).
     let sensor = r#"name = "engines-sensor"
-seeds = [1, 2]
-algorithms = ["flexmatch", "labelprop"]
+seeds = [1]
+algorithms = ["labelprop"]
 [backbone]
 model = "models/minirocket-imu-int8.onnx"
 input = "sensor"
@@ -369,8 +369,8 @@ eval_every = 400
     let ood = subset(&dir, "ood", "mnist/ood-images-idx3-ubyte.gz", None, 200);
     let camera = format!(
         r#"name = "engines-camera"
-seeds = [1, 2, 3]
-algorithms = ["flexmatch", "labelprop"]
+seeds = [1, 2]
+algorithms = ["flexmatch"]
 [backbone]
 model = "models/efficientnet-lite0-int8.onnx"
 input = "image"

@@ -16,7 +16,7 @@ pub(super) struct TractRunner {
     state: TypedSimpleState,
     input: Arc<Tensor>,
     #[cfg(feature = "multithread")]
-    executor: tract_onnx::tract_core::multithread::Executor,
+    executor: tract_linalg::multithread::Executor,
 }
 
 fn one_line(e: &TractError) -> String {
@@ -46,8 +46,8 @@ fn elem(dt: DatumType) -> Option<Elem> {
 
 /// The executor for `threads`: a private rayon pool with the `multithread` feature.
 #[cfg(feature = "multithread")]
-fn executor(threads: usize) -> Result<tract_onnx::tract_core::multithread::Executor> {
-    use tract_onnx::tract_core::multithread::Executor;
+fn executor(threads: usize) -> Result<tract_linalg::multithread::Executor> {
+    use tract_linalg::multithread::Executor;
     if threads == 1 {
         return Ok(Executor::SingleThread);
     }
@@ -170,10 +170,10 @@ impl TractRunner {
     pub(super) fn run(&mut self, emb: &mut [f32], logits: Option<&mut [f32]>) -> Result<()> {
         let input = tvec!(TValue::from_const(self.input.clone()));
         #[cfg(feature = "multithread")]
-        let outputs = tract_onnx::tract_core::multithread::multithread_tract_scope(
-            self.executor.clone(),
-            || self.state.run(input),
-        );
+        let outputs =
+            tract_linalg::multithread::multithread_tract_scope(self.executor.clone(), || {
+                self.state.run(input)
+            });
         #[cfg(not(feature = "multithread"))]
         let outputs = self.state.run(input);
         let outputs = outputs.map_err(inference)?;

@@ -193,6 +193,12 @@ impl Input<'_> {
     }
 }
 
+/// The instruction-set features tract detected on this CPU and dispatches its kernels on (e.g.
+/// `IsaSet(Aarch64)`, `IsaSet(X86_64 | Avx2 | Fma ...)`), as tract prints them.
+pub fn cpu_features() -> String {
+    format!("{:?}", tract_onnx::prelude::tract_linalg::isa::native())
+}
+
 /// A loaded, optimized backbone with one reusable tract state.
 ///
 /// Thread-safety: `Backbone` is `Send` (move it to a worker thread) but each call needs
@@ -382,6 +388,23 @@ impl Backbone {
     /// Largest number of samples per call.
     pub fn batch(&self) -> usize {
         self.spec.batch
+    }
+
+    /// The names of the matrix-multiplication kernels tract picked for this model on this CPU
+    /// (e.g. `arm64simd_mmm_f32_16x4_a53`, `avx2_mmm_i32_8x8`), sorted, without duplicates.
+    /// With [`cpu_features`], this tells which SIMD code a board really runs.
+    pub fn kernels(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .state
+            .model()
+            .nodes()
+            .iter()
+            .filter_map(|n| n.op_as::<tract_onnx::tract_core::ops::matmul::optimized::OptMatMul>())
+            .flat_map(|op| op.mmm.iter().map(|k| k.name().to_string()))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// Embeds `n` samples (`1 <= n <= batch`) into `embeddings` (`n * D` values).

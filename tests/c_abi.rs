@@ -3,9 +3,13 @@
 //! on the shipped IMU data through the shipped model; `tests/c/abi_check.c` misuses the API on
 //! purpose. Both C programs also run under AddressSanitizer with no report.
 //!
-//! Needs a C compiler (`$CC`, default `cc`) with `-fsanitize=address` (gcc + libasan, or clang)
-//! and `nm` (binutils). `cargo test --release` builds `libedge_ssl.a` / `.so` next to the test
-//! binaries' folder, which is where these tests link from.
+//! Needs a C compiler (`$EDGE_SSL_CC`, else `$CC`, else `cc`) with `-fsanitize=address` (gcc +
+//! libasan, or clang) and `nm` (`$EDGE_SSL_NM`, binutils). `cargo test --release` builds
+//! `libedge_ssl.a` / `.so` next to the test binaries' folder, which is where these tests link
+//! from. Cross (see `scripts/cross-aarch64.sh`): `EDGE_SSL_CC` / `EDGE_SSL_NM` name the cross
+//! tools (not `CC`, which would make cargo rebuild every C build script) and `EDGE_SSL_C_RUNNER`
+//! the emulator the C programs run under (e.g. `qemu-aarch64 -L /usr/aarch64-linux-gnu`); the
+//! AddressSanitizer tests are for the host only.
 
 use std::collections::BTreeMap;
 use std::mem::offset_of;
@@ -32,10 +36,13 @@ fn out_dir() -> PathBuf {
     d
 }
 
+/// The library artifact `name`: uplifted into the profile dir, or still only in `deps/`.
 fn lib(name: &str) -> PathBuf {
-    let p = profile_dir().join(name);
-    assert!(p.exists(), "{} missing: build the library first (cargo build --release)", p.display());
-    p
+    let dir = profile_dir();
+    [dir.join(name), dir.join("deps").join(name)]
+        .into_iter()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("{name} missing in {}: cargo build --release", dir.display()))
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -48,7 +55,9 @@ enum Link {
 /// Compiles `src` against the header and the library into `out_dir()/name`.
 fn compile(src: &str, name: &str, link: Link) -> PathBuf {
     let exe = out_dir().join(name);
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let cc = std::env::var("EDGE_SSL_CC")
+        .or_else(|_| std::env::var("CC"))
+        .unwrap_or_else(|_| "cc".into());
     let mut cmd = Command::new(&cc);
     cmd.args(["-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror"])
         .arg(format!("-I{ROOT}/include"))
@@ -78,7 +87,16 @@ fn compile(src: &str, name: &str, link: Link) -> PathBuf {
 
 /// Runs a C program; asserts it exits 0 and, under ASan, that no sanitizer reported anything.
 fn run(exe: &Path, args: &[&str], asan: bool) -> String {
-    let mut cmd = Command::new(exe);
+    let runner = std::env::var("EDGE_SSL_C_RUNNER").unwrap_or_default();
+    let mut runner = runner.split_whitespace();
+    let mut cmd = match runner.next() {
+        Some(emulator) => {
+            let mut c = Command::new(emulator);
+            c.args(runner).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
     cmd.args(args).current_dir(ROOT);
     if asan {
         cmd.env("ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1:abort_on_error=0");
@@ -154,11 +172,12 @@ fn header_declares_exactly_what_rust_exports() {
 #[test]
 fn shared_library_exports_the_header_functions() {
     let h = std::fs::read_to_string(Path::new(ROOT).join("include/edge_ssl.h")).unwrap();
-    let out = Command::new("nm")
+    let nm = std::env::var("EDGE_SSL_NM").unwrap_or_else(|_| "nm".into());
+    let out = Command::new(&nm)
         .args(["-D", "--defined-only"])
         .arg(lib("libedge_ssl.so"))
         .output()
-        .expect("nm (binutils) is needed");
+        .unwrap_or_else(|e| panic!("{nm} (binutils) is needed: {e}"));
     assert!(out.status.success());
     let mut exported: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()

@@ -111,24 +111,27 @@ qemu-aarch64 -cpu cortex-a76 -L "$SYSROOT" "$TD/$T/release/examples/kernels"
 # is for the host (.ci/run), not under qemu.
 export EDGE_SSL_CC=aarch64-linux-gnu-gcc EDGE_SSL_NM=aarch64-linux-gnu-nm
 export EDGE_SSL_C_RUNNER="qemu-aarch64 -cpu cortex-a72 -L $SYSROOT"
-skip=(--skip under_address_sanitizer)
+# tests/persist_crash.rs SIGKILLs a child 1-40 ms after spawning it; a child under qemu-user
+# needs longer than that just to start, so it never saves and the test's progress check fails.
+# Crash safety is tested on the host (.ci/run), not under emulation.
+skip=(--skip under_address_sanitizer --skip sigkill_at_random_moments)
 
 t0=$(date +%s)
 if [ "$mode" = quick ]; then
-    # About 3 min under qemu: unit tests, the sensor model against onnxruntime's goldens and the
+    # A few minutes under qemu: unit tests, the sensor model against onnxruntime's goldens and the
     # backbone's typed errors, the C ABI checks (header, layouts, .so exports, misuse from C),
-    # allocation-free learner, crash-safe state (spawns a child that is killed mid-write).
+    # allocation-free learner.
     step "quick subset under qemu"
     cargo_x test --lib
     cargo_x test --test backbone -- --skip camera_int8
     cargo_x test --test c_abi -- "${skip[@]}" --skip c_example
-    cargo_x test --test no_alloc_learner --test persist_crash
+    cargo_x test --test no_alloc_learner
 else
     # The camera tests embed ~10000 shipped images with EfficientNet-Lite0. Under qemu that is
     # ~1.7 s per image (~5 h), so the embedding caches are computed natively on the host and
     # copied into the aarch64 target dir; the aarch64 backbone itself is checked against the
     # onnxruntime goldens (tests/backbone.rs) and runs the sensor model in every sensor test.
-    step "embedding caches of the shipped camera data, computed on the host"
+    step "embedding caches of the shipped camera and sensor data, computed on the host"
     nice -n 10 cargo run --release --quiet -- run --stream 100 --report "$TD/host-report" \
         >"$TD/host-run.log" 2>&1 || { cat "$TD/host-run.log"; exit 1; }
     mkdir -p "$TD/$T/tmp/embeddings" # the aarch64 tests' CARGO_TARGET_TMPDIR

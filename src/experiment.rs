@@ -410,6 +410,16 @@ impl Row {
         })
     }
 
+    /// Mean over the seeds of [`RunResult::bank_precision`] (teacher pseudo-labels in the bank,
+    /// by confidence) and of [`RunResult::propagated_precision`] (by weight), at
+    /// [`crate::scenario::COVERAGE`].
+    pub fn precision_curves(&self) -> ([f64; 4], [f64; 4]) {
+        (
+            std::array::from_fn(|i| self.mean(|r| r.bank_precision[i])),
+            std::array::from_fn(|i| self.mean(|r| r.propagated_precision[i])),
+        )
+    }
+
     /// Mean stream samples per second of learner time.
     pub fn samples_per_s(&self) -> f64 {
         self.mean(|r| r.samples_per_s)

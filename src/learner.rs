@@ -233,7 +233,7 @@ pub struct LearnerParams {
     pub strong_view: EmbeddingAugParams,
     /// The bank's kNN graph and label propagation, used by [`Algorithm::LabelProp`] and
     /// [`Algorithm::CoMatch`]. Default [`PropagationParams::default`] (PCA-128 whitened,
-    /// k = 20, alpha = 0.9, refreshed every 500 unlabeled samples).
+    /// k = 10, alpha = 0.9, refreshed every 500 unlabeled samples).
     pub propagation: PropagationParams,
     /// Weight of the [`Algorithm::LabelProp`] loss. Default 1.
     pub propagation_weight: f32,

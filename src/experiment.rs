@@ -117,6 +117,10 @@ pub struct ProtocolSection {
     /// Run each SSL algorithm with the gate and without it (true, default) or only without.
     #[serde(default = "default_gate")]
     pub gate: bool,
+    /// With `gate = true`, also run each SSL algorithm without the gate (default true);
+    /// `false` runs only the gated variant.
+    #[serde(default = "default_gate")]
+    pub ungated: bool,
     /// Test accuracy along the stream every this many samples (default 1000).
     #[serde(default = "default_eval")]
     pub eval_every: usize,
@@ -462,7 +466,9 @@ pub fn run(spec: &Spec, data: &Embedded, mut progress: impl FnMut(&str, u64)) ->
         if p.gate {
             plans.push((a.clone(), main, extra.clone(), true, false));
         }
-        plans.push((a.clone(), main, extra, false, false));
+        if !p.gate || p.ungated {
+            plans.push((a.clone(), main, extra, false, false));
+        }
     }
     let mut rows: Vec<Row> = plans
         .iter()

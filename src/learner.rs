@@ -68,6 +68,7 @@ use crate::head::linear::LinearParams;
 use crate::head::mlp::MlpParams;
 use crate::head::optim::{Sgd, SgdParams};
 use crate::head::{Grads, Head};
+use crate::objective::align::DistributionAlignment;
 use crate::objective::divergence::squared_error;
 use crate::objective::fixmatch::{
     AdaptiveThreshold, AdaptiveThresholdParams, FixMatch, FixMatchParams, argmax,
@@ -240,6 +241,11 @@ pub struct LearnerParams {
     /// CoMatch's memory-smoothing weight `alpha` of the teacher (the neighbours get
     /// `1 - alpha`). Default 0.9 (Li et al. 2021).
     pub comatch_alpha: f32,
+    /// Distribution alignment of the teacher's probabilities on the unlabeled rows before
+    /// every unlabeled loss (ReMixMatch; [`DistributionAlignment`]), with this momentum of the
+    /// running class distribution; `None` (default) leaves them as they are. Not applied to
+    /// MixMatch's guesses.
+    pub distribution_alignment: Option<f32>,
     /// The OOD gate; `None` admits every sample. Default: PCA-16, tied covariance, OAS, 95%.
     pub gate: Option<GateParams>,
     /// Unlabeled samples collected before the gate is fitted. Default 512.
@@ -288,6 +294,7 @@ impl LearnerParams {
             propagation: PropagationParams::default(),
             propagation_weight: 1.0,
             comatch_alpha: 0.9,
+            distribution_alignment: None,
             gate: Some(GateParams { projection: Projection::Pca(16), ..GateParams::default() }),
             gate_warmup: 512,
             seed: 0,
@@ -391,6 +398,8 @@ impl LearnerParams {
         let warmup_cap = if p.gate.is_some() { p.gate_warmup } else { 0 };
         let prop =
             if p.uses_graph() { Some(p.propagation.build(p.bank_capacity, d, k)?) } else { None };
+        let align =
+            p.distribution_alignment.map(|m| DistributionAlignment::uniform(k, m)).transpose()?;
         let graph = Graph {
             uses: prop.is_some(),
             comatch: p.algorithm == Algorithm::CoMatch || p.extra.contains(&Algorithm::CoMatch),
@@ -410,6 +419,7 @@ impl LearnerParams {
             bank,
             ood: None,
             prop,
+            align,
             warmup: vec![0.0; warmup_cap * d],
             warmup_len: 0,
             counters: Counters::default(),
@@ -643,6 +653,7 @@ pub struct Learner {
     bank: Bank,
     ood: Option<Ood>,
     prop: Option<Propagation>,
+    align: Option<DistributionAlignment>,
     warmup: Vec<f32>,
     warmup_len: usize,
     counters: Counters,
@@ -1027,6 +1038,9 @@ impl Learner {
             }
             self.teacher.forward_into(&s.xu, &mut s.logits_t)?;
             softmax_into(&s.logits_t, k, 1.0, &mut s.probs_t)?;
+            if let Some(da) = &mut self.align {
+                da.align(&mut s.probs_t)?;
+            }
             if let Some(prop) = &self.prop {
                 graph_rows(prop, &self.bank, self.p.comatch_alpha, k, s);
             }
@@ -1166,6 +1180,9 @@ impl Learner {
             w.f32_blob(SectionId(SectionId::USER.0 + 4), memory)?;
             c.extend([tick, refreshes]);
         }
+        if let Some(da) = &self.align {
+            w.f32_blob(SectionId(SectionId::USER.0 + 5), da.running())?;
+        }
         w.counters(&c)?;
         w.save(path)
     }
@@ -1219,6 +1236,14 @@ impl Learner {
         let mut ad = vec![0f32; l.adaptive.state_len()];
         f.f32_blob_into(SectionId(SectionId::USER.0 + 1), &mut ad)?;
         l.adaptive.restore(&ad)?;
+        if let Some(da) = &mut l.align {
+            let mut running = vec![0f32; l.p.n_classes];
+            f.f32_blob_into(SectionId(SectionId::USER.0 + 5), &mut running)?;
+            da.restore(&running).map_err(|e| Error::StateMalformed {
+                path: path.as_ref().to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        }
         l.bank = f.bank()?;
         if f.section_ids().any(|s| s == SectionId::GATE) {
             let mut z = [0f32; 5];

@@ -66,12 +66,27 @@ struct ExperimentArgs {
     /// Replace the spec's algorithms, e.g. `--algorithms flexmatch,labelprop`.
     #[arg(long, value_delimiter = ',')]
     algorithms: Option<Vec<String>>,
+    /// Replace the spec's gate protocol: each algorithm with and without the gate (`both`),
+    /// only with it (`on`) or only without (`off`).
+    #[arg(long, value_enum)]
+    gate: Option<GateRuns>,
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
     /// Folder of cached embeddings.
     #[arg(long, default_value = CACHE)]
     cache: PathBuf,
+}
+
+/// Which gate variants an experiment runs.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum GateRuns {
+    /// With and without the gate.
+    Both,
+    /// Only with the gate.
+    On,
+    /// Only without the gate.
+    Off,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -597,6 +612,9 @@ fn experiment(args: &ExperimentArgs) -> edge_ssl::Result<()> {
             edge_ssl::learner::Algorithm::parse_combination(a)?;
         }
         spec.algorithms = algorithms.clone();
+    }
+    if let Some(g) = args.gate {
+        (spec.protocol.gate, spec.protocol.ungated) = (g != GateRuns::Off, g != GateRuns::On);
     }
     let cache = EmbeddingCache::new(&args.cache);
     let data = embed_spec(&spec, &cache, |what| {

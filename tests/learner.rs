@@ -37,7 +37,7 @@ fn resumed_learner_continues_identically() {
 }
 
 #[test]
-fn resumed_graph_learners_continue_identically() {
+fn resumed_graph_and_aligned_learners_continue_identically() {
     for alg in [Algorithm::LabelProp, Algorithm::CoMatch] {
         let mut p = small_params(12);
         p.algorithm = alg;
@@ -46,6 +46,9 @@ fn resumed_graph_learners_continue_identically() {
         p.propagation.every = 25;
         resumes_identically(p, alg.name());
     }
+    let mut p = small_params(13);
+    p.distribution_alignment = Some(0.99);
+    resumes_identically(p, "aligned");
 }
 
 fn resumes_identically(p: LearnerParams, tag: &str) {

@@ -201,6 +201,14 @@ impl Spec {
         Ok(spec)
     }
 
+    /// Learner runs of the whole experiment: per seed, the two baselines plus each algorithm
+    /// with and/or without the gate.
+    pub fn n_runs(&self) -> usize {
+        let p = &self.protocol;
+        let per_algorithm = usize::from(p.gate) + usize::from(!p.gate || p.ungated);
+        self.seeds.len() * (2 + self.algorithms.len() * per_algorithm)
+    }
+
     /// Reads and parses a spec file.
     ///
     /// # Errors

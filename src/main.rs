@@ -630,8 +630,7 @@ fn experiment(args: &ExperimentArgs) -> edge_ssl::Result<()> {
         data.n_classes,
         t0.elapsed()
     );
-    let n_runs =
-        spec.seeds.len() * (2 + spec.algorithms.len() * if spec.protocol.gate { 2 } else { 1 });
+    let n_runs = spec.n_runs();
     let pb = bar(n_runs, "runs");
     let mut k = 0;
     let out = run_experiment(&spec, &data, |name, seed| {

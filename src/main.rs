@@ -104,7 +104,7 @@ struct RunArgs {
     scenario: Scenario,
     /// The semi-supervised algorithm compared with labels-only; `a+b` sums the unlabeled losses
     /// of several (e.g. `fixmatch+meanteacher`).
-    #[arg(long, default_value = "flexmatch")]
+    #[arg(long, default_value = "labelprop")]
     algorithm: String,
     /// Labelled examples per class.
     #[arg(long, default_value_t = 10)]

@@ -76,8 +76,8 @@ typedef struct EdgeSslConfig {
     size_t sensor_channels;      /* C, sensor input; default 6 */
     size_t dim;                  /* embedding dimension; 0: the model's */
     size_t n_classes;            /* 2..=64 */
-    const char *algorithm;       /* "flexmatch" (NULL, default), "fixmatch", "uda",
-                                    "meanteacher", "mixmatch", "supervised", or "a+b" */
+    const char *algorithm;       /* NULL: the default "labelprop"; "flexmatch", "fixmatch", "uda",
+                                    "meanteacher", "mixmatch", "comatch", "supervised", or "a+b" */
     size_t hidden;               /* MLP hidden width; 0 (default): linear head */
     size_t bank_capacity;        /* memory bank entries; default 4096 */
     int32_t gate;                /* non-zero (default): out-of-distribution gate on */

@@ -320,6 +320,16 @@ pub enum InsertOutcome {
     Rejected,
 }
 
+impl InsertOutcome {
+    /// The slot the entry went to, `None` if it was not stored.
+    pub fn slot(&self) -> Option<usize> {
+        match *self {
+            InsertOutcome::Stored { slot } | InsertOutcome::Replaced { slot, .. } => Some(slot),
+            InsertOutcome::Rejected => None,
+        }
+    }
+}
+
 /// A fixed-capacity memory bank. See the [module docs](self) for the eviction rule.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bank {
@@ -796,32 +806,39 @@ impl Bank {
         labels: &mut [u32],
     ) -> Result<usize> {
         let n = self.len();
-        self.fill_rows("Bank::sample_into", n, x, labels, || {
+        self.fill_rows("Bank::sample_into", n, x, labels, &mut [], || {
             self.order[rng.random_range(0..n)] as usize
         })
     }
 
     /// Checks the shapes, then decodes `labels.len()` slots drawn by `pick` (called only when
-    /// `available > 0`) into `x` and `labels`.
+    /// `available > 0`) into `x` and `labels`, and the slots into `slots` unless it is empty.
     fn fill_rows(
         &self,
         op: &'static str,
         available: usize,
         x: &mut [f32],
         labels: &mut [u32],
+        slots: &mut [u32],
         mut pick: impl FnMut() -> usize,
     ) -> Result<usize> {
         let d = self.params.dim;
         if x.len() != labels.len() * d {
             return Err(shape(op, labels.len() * d, x.len()));
         }
+        if !slots.is_empty() && slots.len() != labels.len() {
+            return Err(shape(op, labels.len(), slots.len()));
+        }
         if available == 0 {
             return Ok(0);
         }
-        for (row, y) in x.chunks_exact_mut(d).zip(labels.iter_mut()) {
+        for (i, (row, y)) in x.chunks_exact_mut(d).zip(labels.iter_mut()).enumerate() {
             let slot = pick();
             self.decode(slot, row);
             *y = u32::from(self.meta[slot].label);
+            if let Some(s) = slots.get_mut(i) {
+                *s = slot as u32;
+            }
         }
         Ok(labels.len())
     }
@@ -847,8 +864,26 @@ impl Bank {
         x: &mut [f32],
         labels: &mut [u32],
     ) -> Result<usize> {
+        self.sample_kind_slots_into(kind, rng, x, labels, &mut [])
+    }
+
+    /// Like [`Bank::sample_kind_into`], also writing the slot of each row into `slots` (empty,
+    /// or one per row), so that per-entry state kept beside the bank (e.g. propagated labels,
+    /// see [`crate::propagate`]) can be looked up.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] if `x.len() != labels.len() * dim` or `slots` is neither empty
+    /// nor `labels.len()` long.
+    pub fn sample_kind_slots_into<R: Rng + ?Sized>(
+        &self,
+        kind: LabelKind,
+        rng: &mut R,
+        x: &mut [f32],
+        labels: &mut [u32],
+        slots: &mut [u32],
+    ) -> Result<usize> {
         let total = self.kind_len(kind);
-        self.fill_rows("Bank::sample_kind_into", total, x, labels, || {
+        self.fill_rows("Bank::sample_kind_slots_into", total, x, labels, slots, || {
             let mut r = rng.random_range(0..total);
             let mut seg = kind.index();
             while r >= self.seg_len(seg) {

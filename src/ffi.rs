@@ -116,8 +116,8 @@ pub struct EdgeSslConfig {
     pub dim: usize,
     /// Number of classes, 2..=64.
     pub n_classes: usize,
-    /// Algorithm name, e.g. `"fixmatch"` or `"fixmatch+meanteacher"`; NULL for the default
-    /// `"flexmatch"`.
+    /// Algorithm name, e.g. `"fixmatch"` or `"fixmatch+meanteacher"`; NULL for the library's
+    /// default (`"labelprop"`, see `LearnerParams::algorithm`).
     pub algorithm: *const c_char,
     /// Hidden width of an MLP head; 0 (default) for a linear head.
     pub hidden: usize,
@@ -757,7 +757,7 @@ pub unsafe extern "C" fn edge_ssl_last_error(buf: *mut c_char, len: usize) -> us
 }
 
 /// Fills `*out` with the defaults for `dim`-dimensional embeddings (0: the model's) and
-/// `n_classes` classes: embedding input, FlexMatch, gate on, bank 4096, seed 0 (see
+/// `n_classes` classes: embedding input, the default algorithm (label propagation), gate on, bank 4096, seed 0 (see
 /// [`EdgeSslConfig`] for every default).
 ///
 /// # Errors

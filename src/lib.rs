@@ -18,6 +18,7 @@ pub mod learner;
 pub mod models;
 pub mod objective;
 pub mod persist;
+pub mod propagate;
 pub mod report;
 pub mod scenario;
 pub mod stream;

@@ -93,7 +93,7 @@ fn experiment_runs_a_tiny_spec_and_writes_the_json_schema() {
         format!(
             r#"name = "tiny"
 seeds = [3]
-algorithms = ["fixmatch"]
+algorithms = ["fixmatch", "labelprop"]
 [backbone]
 model = "{root}/models/efficientnet-lite0-int8.onnx"
 input = "image"
@@ -138,11 +138,13 @@ eval_every = 350
         "\"ood_auroc\"",
         "\"bank_ood_share\"",
         "\"samples_per_s\"",
+        "\"bank_precision_at_coverage\"",
+        "\"propagated_precision_at_coverage\"",
     ] {
         assert!(j.contains(key), "missing {key} in {j}");
     }
-    // supervised, oracle, fixmatch with gate, fixmatch without
-    assert_eq!(j.matches("\"algorithm\"").count(), 4, "{j}");
+    // supervised, oracle, fixmatch and labelprop with gate and without
+    assert_eq!(j.matches("\"algorithm\"").count(), 6, "{j}");
     let acc = |name: &str| -> f64 {
         let at = j.find(&format!("\"algorithm\": \"{name}\"")).unwrap();
         let rest = &j[at..];
@@ -161,4 +163,22 @@ eval_every = 350
         Command::new(env!("CARGO_BIN_EXE_edge-ssl")).arg("experiment").arg(&spec).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad spec"));
+}
+
+#[test]
+fn experiment_lists_every_algorithm_it_accepts() {
+    let out = Command::new(env!("CARGO_BIN_EXE_edge-ssl"))
+        .args(["experiment", "--list-algorithms"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let names: Vec<String> =
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
+    for must in ["fixmatch", "flexmatch", "labelprop", "comatch"] {
+        assert!(names.iter().any(|n| n == must), "{must} missing from {names:?}");
+    }
+    // every listed name is accepted as an algorithm
+    for n in &names {
+        edge_ssl::learner::Algorithm::parse_combination(n).unwrap();
+    }
 }

@@ -33,10 +33,28 @@ fn small_params(seed: u64) -> LearnerParams {
 
 #[test]
 fn resumed_learner_continues_identically() {
-    let dir = std::env::temp_dir().join(format!("edge-ssl-learner-{}", std::process::id()));
+    resumes_identically(small_params(11), "default");
+}
+
+#[test]
+fn resumed_graph_and_aligned_learners_continue_identically() {
+    for alg in [Algorithm::LabelProp, Algorithm::CoMatch] {
+        let mut p = small_params(12);
+        p.algorithm = alg;
+        p.propagation.pca_dim = 4;
+        p.propagation.neighbours = 5;
+        p.propagation.every = 25;
+        resumes_identically(p, alg.name());
+    }
+    let mut p = small_params(13);
+    p.distribution_alignment = Some(0.99);
+    resumes_identically(p, "aligned");
+}
+
+fn resumes_identically(p: LearnerParams, tag: &str) {
+    let dir = std::env::temp_dir().join(format!("edge-ssl-learner-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let state = dir.join("state.bin");
-    let p = small_params(11);
     let mut data = StdRng::seed_from_u64(5);
     let labeled: Vec<(Vec<f32>, u32)> =
         (0..9).map(|i| (synthetic(&mut data, Some(i % 3)), i % 3)).collect();
@@ -53,6 +71,9 @@ fn resumed_learner_continues_identically() {
         a.observe(x).unwrap();
     }
     assert!(a.gate_fitted(), "the gate is fitted mid-stream");
+    if p.uses_graph() {
+        assert!(a.propagation().unwrap().refreshes() > 0, "{tag}: refreshed before the checkpoint");
+    }
     a.checkpoint(&state).unwrap();
     let mut b = edge_ssl::learner::Learner::resume(&p, &state).unwrap();
     for x in &stream[120..] {
@@ -208,6 +229,15 @@ fn ssl_with_gate_beats_labels_only_and_the_gate_raises_precision() {
         sup.accuracy
     );
     assert!(ssl.pseudo_precision >= ungated.pseudo_precision + 0.15);
+}
+
+#[test]
+fn label_propagation_over_the_bank_beats_labels_only() {
+    let seed = 1;
+    let sup = run(Algorithm::Supervised, true, true, seed);
+    let lp = run(Algorithm::LabelProp, true, true, seed);
+    eprintln!("labels-only {:.4}, labelprop+gate {:.4}", sup.accuracy, lp.accuracy);
+    assert!(lp.accuracy >= sup.accuracy + 0.01, "labelprop {} vs {}", lp.accuracy, sup.accuracy);
 }
 
 #[test]

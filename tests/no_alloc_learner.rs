@@ -1,6 +1,7 @@
 //! Proves that a steady-state `Learner::observe` (gate score, admission, bank insert, replay
 //! step with teacher, strong view, FixMatch loss, SGD and EMA) and `Learner::predict` allocate
-//! nothing once the gate is fitted, for the linear and the MLP head.
+//! nothing once the gate is fitted, for the linear and the MLP head, and that the periodic
+//! refreshes of the bank's graph (label propagation, CoMatch) allocate nothing either.
 
 use edge_ssl::learner::{Algorithm, LearnerParams};
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -21,11 +22,19 @@ fn the_counter_counts() {
 
 #[test]
 fn steady_state_observe_and_predict_allocate_nothing() {
-    for (alg, hidden) in [(Algorithm::FixMatch, 0), (Algorithm::FlexMatch, 16), (Algorithm::Uda, 0)]
-    {
+    for (alg, hidden) in [
+        (Algorithm::FixMatch, 0),
+        (Algorithm::FlexMatch, 16),
+        (Algorithm::Uda, 0),
+        (Algorithm::LabelProp, 0),
+        (Algorithm::CoMatch, 16),
+    ] {
         let mut p = LearnerParams::new(16, 4);
         p.algorithm = alg;
         p.hidden = hidden;
+        // graph refreshes (PCA, kNN graph, propagation) happen inside the measured window
+        p.propagation.pca_dim = 8;
+        p.propagation.every = 20;
         p.bank_capacity = 256;
         p.gate = Some(edge_ssl::gate::GateParams {
             projection: edge_ssl::gate::Projection::Pca(4),
@@ -58,5 +67,8 @@ fn steady_state_observe_and_predict_allocate_nothing() {
             }
         });
         assert_eq!(n, 0, "{alg:?} hidden {hidden}: {n} allocations in 100 observe + predict");
+        if alg.uses_graph() {
+            assert!(l.propagation().unwrap().refreshes() >= 5, "refreshes were measured");
+        }
     }
 }

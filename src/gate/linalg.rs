@@ -47,8 +47,38 @@ pub fn forward_solve(l: &[f64], n: usize, b: &mut [f64]) {
 /// Returns `(values, vectors)` sorted by decreasing value; `vectors` is row-major `n x n` with
 /// eigenvector `i` in ROW `i`.
 pub fn sym_eigen(a: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
-    let mut a = a.to_vec();
-    let mut v = vec![0.0; n * n];
+    let mut w = JacobiWork::new(n);
+    let (mut vals, mut vecs) = (vec![0.0; n], vec![0.0; n * n]);
+    sym_eigen_into(a, &mut w, &mut vals, &mut vecs);
+    (vals, vecs)
+}
+
+/// Buffers of [`sym_eigen_into`] for an `n x n` matrix, allocated once.
+#[derive(Debug, Clone)]
+pub struct JacobiWork {
+    n: usize,
+    a: Vec<f64>,
+    v: Vec<f64>,
+    idx: Vec<usize>,
+}
+
+impl JacobiWork {
+    /// Buffers for `n x n` matrices.
+    pub fn new(n: usize) -> Self {
+        JacobiWork { n, a: vec![0.0; n * n], v: vec![0.0; n * n], idx: vec![0; n] }
+    }
+}
+
+/// [`sym_eigen`] into caller buffers (`vals: [n]`, `vecs: [n, n]`), without allocating.
+///
+/// # Panics
+/// If `work` was made for another `n` or a buffer has the wrong length (a caller bug).
+pub fn sym_eigen_into(a_in: &[f64], work: &mut JacobiWork, vals: &mut [f64], vecs: &mut [f64]) {
+    let n = work.n;
+    assert!(a_in.len() == n * n && vals.len() == n && vecs.len() == n * n, "sym_eigen_into");
+    let (a, v) = (&mut work.a, &mut work.v);
+    a.copy_from_slice(a_in);
+    v.fill(0.0);
     for i in 0..n {
         v[i * n + i] = 1.0;
     }
@@ -90,16 +120,15 @@ pub fn sym_eigen(a: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
             }
         }
     }
-    let mut idx: Vec<usize> = (0..n).collect();
-    idx.sort_by(|&i, &j| a[j * n + j].total_cmp(&a[i * n + i]));
-    let vals = idx.iter().map(|&i| a[i * n + i]).collect();
-    let mut vecs = vec![0.0; n * n];
+    let idx = &mut work.idx;
+    idx.iter_mut().enumerate().for_each(|(i, x)| *x = i);
+    idx.sort_unstable_by(|&i, &j| a[j * n + j].total_cmp(&a[i * n + i]).then(i.cmp(&j)));
     for (r, &i) in idx.iter().enumerate() {
+        vals[r] = a[i * n + i];
         for k in 0..n {
             vecs[r * n + k] = v[k * n + i];
         }
     }
-    (vals, vecs)
 }
 
 /// Modified Gram-Schmidt on the `m` rows (each of length `n`) of `q`; a row that becomes
@@ -140,29 +169,75 @@ fn pseudo_random(i: u64) -> f64 {
 /// symmetric positive semi-definite `n x n` matrix `c`, by subspace iteration with `k + 8`
 /// vectors, `iters` iterations and a final Rayleigh-Ritz step. Deterministic.
 pub fn top_eigen(c: &[f64], n: usize, k: usize, iters: usize) -> (Vec<f64>, Vec<f64>) {
-    let m = (k + 8).min(n);
-    let mut q: Vec<f64> = (0..m * n).map(|i| pseudo_random(i as u64)).collect();
-    orthonormalize_rows(&mut q, m, n);
-    let mut z = vec![0.0; m * n];
-    for _ in 0..iters {
-        // z_i = C q_i (C symmetric, so rows of C dot q_i)
-        for i in 0..m {
-            let qi = &q[i * n..(i + 1) * n];
-            for r in 0..n {
-                z[i * n + r] = c[r * n..(r + 1) * n].iter().zip(qi).map(|(a, b)| a * b).sum();
+    let mut w = SubspaceWork::new(n, k);
+    let (mut vals, mut vecs) = (vec![0.0; k], vec![0.0; k * n]);
+    top_eigen_into(c, iters, &mut w, &mut vals, &mut vecs);
+    (vals, vecs)
+}
+
+/// Buffers of [`top_eigen_into`] (the top `k` of `n x n`), allocated once.
+#[derive(Debug, Clone)]
+pub struct SubspaceWork {
+    n: usize,
+    k: usize,
+    m: usize,
+    q: Vec<f64>,
+    z: Vec<f64>,
+    t: Vec<f64>,
+    t_vals: Vec<f64>,
+    t_vecs: Vec<f64>,
+    jacobi: JacobiWork,
+}
+
+impl SubspaceWork {
+    /// Buffers for the top `k` eigenpairs of `n x n` matrices (`k <= n`).
+    pub fn new(n: usize, k: usize) -> Self {
+        let m = (k + 8).min(n);
+        SubspaceWork {
+            n,
+            k,
+            m,
+            q: vec![0.0; m * n],
+            z: vec![0.0; m * n],
+            t: vec![0.0; m * m],
+            t_vals: vec![0.0; m],
+            t_vecs: vec![0.0; m * m],
+            jacobi: JacobiWork::new(m),
+        }
+    }
+}
+
+/// [`top_eigen`] into caller buffers (`vals: [k]`, `vecs: [k, n]`), without allocating.
+///
+/// # Panics
+/// If a buffer has the wrong length for `work` (a caller bug).
+pub fn top_eigen_into(
+    c: &[f64],
+    iters: usize,
+    work: &mut SubspaceWork,
+    vals: &mut [f64],
+    vecs: &mut [f64],
+) {
+    let SubspaceWork { n, k, m, q, z, t, t_vals, t_vecs, jacobi } = work;
+    let (n, k, m) = (*n, *k, *m);
+    assert!(c.len() == n * n && vals.len() == k && vecs.len() == k * n, "top_eigen_into");
+    q.iter_mut().enumerate().for_each(|(i, v)| *v = pseudo_random(i as u64));
+    orthonormalize_rows(q, m, n);
+    // z_i = C q_i (C symmetric, so rows of C dot q_i)
+    let apply = |q: &[f64], z: &mut [f64]| {
+        for (qi, zi) in q.chunks_exact(n).zip(z.chunks_exact_mut(n)) {
+            for (r, o) in zi.iter_mut().enumerate() {
+                *o = c[r * n..(r + 1) * n].iter().zip(qi).map(|(a, b)| a * b).sum();
             }
         }
-        std::mem::swap(&mut q, &mut z);
-        orthonormalize_rows(&mut q, m, n);
+    };
+    for _ in 0..iters {
+        apply(q, z);
+        std::mem::swap(q, z);
+        orthonormalize_rows(q, m, n);
     }
     // Rayleigh-Ritz: T = Q C Q^T (m x m)
-    for i in 0..m {
-        let qi = &q[i * n..(i + 1) * n];
-        for r in 0..n {
-            z[i * n + r] = c[r * n..(r + 1) * n].iter().zip(qi).map(|(a, b)| a * b).sum();
-        }
-    }
-    let mut t = vec![0.0; m * m];
+    apply(q, z);
     for i in 0..m {
         for j in 0..m {
             t[i * m + j] =
@@ -176,17 +251,17 @@ pub fn top_eigen(c: &[f64], n: usize, k: usize, iters: usize) -> (Vec<f64>, Vec<
             t[j * m + i] = s;
         }
     }
-    let (vals, vecs) = sym_eigen(&t, m);
-    let mut out = vec![0.0; k * n];
+    sym_eigen_into(t, jacobi, t_vals, t_vecs);
+    vecs.fill(0.0);
     for r in 0..k {
         for j in 0..m {
-            let w = vecs[r * m + j];
-            out[r * n..(r + 1) * n].iter_mut().zip(&q[j * n..(j + 1) * n]).for_each(|(o, b)| {
+            let w = t_vecs[r * m + j];
+            vecs[r * n..(r + 1) * n].iter_mut().zip(&q[j * n..(j + 1) * n]).for_each(|(o, b)| {
                 *o += w * b;
             });
         }
     }
-    (vals[..k].to_vec(), out)
+    vals.copy_from_slice(&t_vals[..k]);
 }
 
 #[cfg(test)]

@@ -49,30 +49,76 @@ fn masked_pseudo_ce(
     weight: f32,
     dlogits: &mut [f32],
 ) -> Result<MaskedLoss> {
-    let n = rows(op, "weak_probs", weak_probs.len(), k)?;
+    rows(op, "weak_probs", weak_probs.len(), k)?;
     same_len(op, "strong_logits", weak_probs.len(), strong_logits.len())?;
-    same_len(op, "dlogits", weak_probs.len(), dlogits.len())?;
     check_finite(op, weak_probs)?;
+    pseudo_ce_rows(op, strong_logits, k, weight, dlogits, |i| {
+        let (y, conf) = argmax(&weak_probs[i * k..(i + 1) * k]);
+        (conf >= threshold(y)).then_some((y, 1.0))
+    })
+}
+
+/// `lambda (1 / n) sum_i w_i CE(z_i, y_i)` over the rows with a target `(y_i, w_i)`; rows
+/// without one get zero gradient but count in `n`.
+fn pseudo_ce_rows(
+    op: &'static str,
+    strong_logits: &[f32],
+    k: usize,
+    weight: f32,
+    dlogits: &mut [f32],
+    target: impl Fn(usize) -> Option<(usize, f32)>,
+) -> Result<MaskedLoss> {
+    let n = rows(op, "strong_logits", strong_logits.len(), k)?;
+    same_len(op, "dlogits", strong_logits.len(), dlogits.len())?;
     check_finite(op, strong_logits)?;
     if n == 0 {
         return Ok(MaskedLoss::default());
     }
     let scale = weight / n as f32;
     let (mut loss, mut selected) = (0.0, 0);
-    for ((p, z), g) in weak_probs
-        .chunks_exact(k)
-        .zip(strong_logits.chunks_exact(k))
-        .zip(dlogits.chunks_exact_mut(k))
-    {
-        let (y, conf) = argmax(p);
-        if conf >= threshold(y) {
-            selected += 1;
-            loss += ce_row(z, 1.0, |c| if c == y { 1.0 } else { 0.0 }, g, scale);
-        } else {
-            g.fill(0.0);
+    for (i, (z, g)) in strong_logits.chunks_exact(k).zip(dlogits.chunks_exact_mut(k)).enumerate() {
+        match target(i) {
+            Some((y, w)) if w > 0.0 => {
+                selected += 1;
+                loss += w * ce_row(z, 1.0, |c| if c == y { 1.0 } else { 0.0 }, g, scale * w);
+            }
+            _ => g.fill(0.0),
         }
     }
     Ok(MaskedLoss { loss: weight * loss / n as f32, selected })
+}
+
+/// Weighted hard-label cross-entropy on the strong view against given per-row targets (the
+/// propagated labels of [`crate::propagate`], weighted by certainty and class balance):
+/// `L = lambda (1 / n) sum_i w_i CE(z_i, y_i)`; rows with `w_i = 0` are masked out but count
+/// in `n`, as in FixMatch.
+///
+/// # Shapes
+/// `labels: [n]`, `weights: [n]`, `strong_logits: [n, k]` -> `dlogits: [n, k]`.
+///
+/// # Errors
+/// [`crate::Error::ShapeMismatch`]; [`crate::Error::NonFinite`] for non-finite logits or
+/// weights; [`crate::Error::InvalidParam`] for a negative weight or `lambda`;
+/// [`crate::Error::IndexOutOfRange`] for a label `>= k`.
+pub fn weighted_pseudo_ce(
+    labels: &[u32],
+    weights: &[f32],
+    strong_logits: &[f32],
+    k: usize,
+    lambda: f32,
+    dlogits: &mut [f32],
+) -> Result<MaskedLoss> {
+    const OP: &str = "weighted_pseudo_ce";
+    same_len(OP, "labels [n] vs logits [n, k]", labels.len() * k, strong_logits.len())?;
+    same_len(OP, "weights", labels.len(), weights.len())?;
+    check_finite(OP, weights)?;
+    super::check_labels(OP, labels, k)?;
+    if let Some(w) = weights.iter().chain([&lambda]).find(|w| **w < 0.0) {
+        return Err(crate::Error::InvalidParam { name: "weight", reason: format!("{w} < 0") });
+    }
+    pseudo_ce_rows(OP, strong_logits, k, lambda, dlogits, |i| {
+        Some((labels[i] as usize, weights[i]))
+    })
 }
 
 /// Parameters of [`FixMatch`] (defaults: Sohn et al. 2020, §4 "Implementation details").
@@ -360,6 +406,38 @@ mod tests {
         assert!((out.loss - 2.0 * (l0 + l2) / 3.0).abs() < 1e-6);
         assert!(g[3..6].iter().all(|&v| v == 0.0));
         assert_eq!(fm.unlabeled_batch(64), 448);
+    }
+
+    #[test]
+    fn weighted_pseudo_ce_hand_value_and_gradient() {
+        // one row, logits 0: CE = ln 3; weight 0.5, lambda 2, n = 2 (second row masked)
+        let z = [0.0, 0.0, 0.0, 1.0, 2.0, 3.0];
+        let mut g = [9.0; 6];
+        let out = weighted_pseudo_ce(&[1, 0], &[0.5, 0.0], &z, 3, 2.0, &mut g).unwrap();
+        assert_eq!(out.selected, 1);
+        assert!((out.loss - 2.0 * 0.5 * 3f32.ln() / 2.0).abs() < 1e-6, "{}", out.loss);
+        let third = 1.0 / 3.0;
+        let want = [0.5 * third, 0.5 * (third - 1.0), 0.5 * third];
+        for (a, b) in g[..3].iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{g:?}");
+        }
+        assert!(g[3..].iter().all(|&v| v == 0.0));
+        let (y, w) = ([2, 0, 1, 3, 1], [0.3, 1.0, 0.0, 2.0, 0.7]);
+        let z = logits(11, 5, 4, 3.0, 0.0);
+        let mut g = vec![0.0; 20];
+        weighted_pseudo_ce(&y, &w, &z, 4, 1.5, &mut g).unwrap();
+        let mut s = vec![0.0; 20];
+        check_grad(|z| weighted_pseudo_ce(&y, &w, z, 4, 1.5, &mut s).unwrap().loss, &z, &g, 1e-2);
+    }
+
+    #[test]
+    fn weighted_pseudo_ce_rejects_bad_input() {
+        let z = [0.0; 6];
+        let mut g = [0.0; 6];
+        assert!(weighted_pseudo_ce(&[0, 3], &[1.0, 1.0], &z, 3, 1.0, &mut g).is_err());
+        assert!(weighted_pseudo_ce(&[0, 1], &[1.0, -1.0], &z, 3, 1.0, &mut g).is_err());
+        assert!(weighted_pseudo_ce(&[0, 1], &[1.0, f32::NAN], &z, 3, 1.0, &mut g).is_err());
+        assert!(weighted_pseudo_ce(&[0], &[1.0], &z, 3, 1.0, &mut g).is_err());
     }
 
     #[test]

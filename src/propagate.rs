@@ -1,0 +1,836 @@
+//! Label propagation over the memory bank: what the bank's neighbourhood structure says about
+//! each unlabeled entry.
+//!
+//! A confident teacher pseudo-labels mostly the samples it already gets right (DESIGN.md, the
+//! reference runs). The bank holds thousands of embeddings, labelled and not, and their
+//! neighbourhoods carry information the head does not have yet. When [`Propagation::due`]
+//! (the bank doubled, or [`PropagationParams::every`] new entries) a [`Propagation`] is
+//! refreshed from the bank:
+//!
+//! 1. PCA of the bank's L2-normalized embeddings to `pca_dim` dimensions, whitened (each
+//!    component divided by its standard deviation), rows L2-normalized again. Whitening matters
+//!    for the graph: in the raw 1280-d embedding of a frozen ImageNet backbone a few directions
+//!    dominate every distance.
+//! 2. A `neighbours`-nearest-neighbour graph on cosine similarity, weights `max(s, 0)^gamma`
+//!    (Iscen et al. 2019, "Label Propagation for Deep Semi-supervised Learning", gamma = 3),
+//!    symmetrized `W = A + A^T` and normalized `S = D^{-1/2} W D^{-1/2}`.
+//! 3. The start labels `Y0`: one-hot for given entries, the teacher's probabilities for
+//!    pseudo entries (propagating the head's own predictions, the "smooth" step of
+//!    Correct-and-Smooth, Huang et al. 2021, rather than the few labels alone).
+//! 4. `iters` steps of `F <- alpha S F + (1 - alpha) Y0` (Zhou et al. 2004), which converge to
+//!    `(1 - alpha)(I - alpha S)^{-1} Y0`.
+//! 5. For each pseudo entry: the propagated class `argmax F_i`, weighted by its certainty
+//!    `1 - H(F_i) / ln K` times a class balance `n / (K n_c)` (Iscen et al.); and the
+//!    neighbour memory `D^{-1} W Y0` (the similarity-weighted labels of its neighbours, the
+//!    memory-smoothed pseudo-label of CoMatch, Li et al. 2021).
+//!
+//! Entries stored after the last refresh have no propagated label until the next one.
+//! Every buffer is allocated in [`PropagationParams::build`] for the bank's capacity: a refresh
+//! allocates nothing.
+//!
+//! # Examples
+//! ```
+//! use edge_ssl::bank::BankParams;
+//! use edge_ssl::gate::Admitted;
+//! use edge_ssl::propagate::PropagationParams;
+//! use rand::{Rng, SeedableRng, rngs::StdRng};
+//!
+//! // two clusters on a ring; one label each, many unlabeled points
+//! let mut rng = StdRng::seed_from_u64(1);
+//! let mut bank = BankParams::new(200, 3, 2).build()?;
+//! let point = |c: usize, rng: &mut StdRng| {
+//!     let a: f32 = rng.random::<f32>() * 1.2 + if c == 0 { 0.0 } else { 3.14 };
+//!     [a.cos(), a.sin(), 0.3 * rng.random::<f32>()]
+//! };
+//! bank.insert_given(&point(0, &mut rng), 0, &mut rng)?;
+//! bank.insert_given(&point(1, &mut rng), 1, &mut rng)?;
+//! for i in 0..100 {
+//!     // the stored pseudo-label is deliberately uninformative (always class 0)
+//!     bank.insert_pseudo(Admitted::ungated(&point(i % 2, &mut rng)), 0, 0.5, &mut rng)?;
+//! }
+//! let mut p = PropagationParams::default();
+//! p.pca_dim = 3;
+//! p.neighbours = 5;
+//! let mut prop = p.build(200, 3, 2)?;
+//! // an uninformed teacher: uniform probabilities
+//! prop.refresh(&bank, |_x, probs| { probs.fill(0.5); Ok(()) })?;
+//! let right = bank
+//!     .iter()
+//!     .filter_map(|e| {
+//!         let mut x = [0f32; 3];
+//!         e.embedding_into(&mut x).ok()?;
+//!         let truth = u32::from(x[0] < 0.0 && x[1] < 0.5);
+//!         prop.target(&bank, e.slot()).map(|(c, _)| (c == truth) as usize)
+//!     })
+//!     .sum::<usize>();
+//! assert!(right >= 90, "{right} of 100 propagated labels right");
+//! # Ok::<(), edge_ssl::Error>(())
+//! ```
+
+use crate::bank::{Bank, LabelKind};
+use crate::error::{Error, Result};
+use crate::gate::linalg::{SubspaceWork, top_eigen_into};
+
+/// Parameters of a [`Propagation`]. Defaults: the configuration that closed the most of the
+/// labels-only -> oracle gap in the reference runs (DESIGN.md: PCA-128 whitened, alpha = 0.9)
+/// with the neighbour count measured here (k = 10; see EVALUATION.md).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PropagationParams {
+    /// Dimension of the PCA space of the graph (clamped to the embedding dimension). Default 128.
+    pub pca_dim: usize,
+    /// Whiten the PCA components (divide by their standard deviation). Default true.
+    pub whiten: bool,
+    /// Neighbours per entry `k >= 1`. Default 10 (Fashion-MNIST 10/class, seeds 1-2: 33.7% of
+    /// the gap closed vs 30.0% with 20 and 32.6% with 5).
+    pub neighbours: usize,
+    /// Propagation weight `alpha` in `(0, 1)`. Default 0.9 (Zhou et al. 2004).
+    pub alpha: f32,
+    /// Similarity exponent `gamma > 0` of the edge weights. Default 3 (Iscen et al. 2019).
+    pub gamma: f32,
+    /// Propagation iterations `>= 1`. Default 20 (`alpha^20 = 0.12`).
+    pub iters: usize,
+    /// Subspace iterations of the PCA `>= 1`. Default 8.
+    pub pca_iters: usize,
+    /// At most this many bank entries (an even stride over the bank) estimate the covariance
+    /// of the PCA, `>= 2`. Default 1024: the covariance is the refresh's largest cost
+    /// (`rows x dim^2 / 2`), and 1024 rows estimate 128 components well enough for a graph.
+    pub pca_rows: usize,
+    /// At most this many bank stores between refreshes, `>= 1` (see [`Propagation::due`]).
+    /// Default 500.
+    pub every: u64,
+    /// Propagated labels with a certainty `1 - H / ln K` below this get weight 0, in `[0, 1)`.
+    /// Default 0 (every label weighted by its certainty).
+    pub min_certainty: f32,
+}
+
+impl Default for PropagationParams {
+    fn default() -> Self {
+        PropagationParams {
+            pca_dim: 128,
+            whiten: true,
+            neighbours: 10,
+            alpha: 0.9,
+            gamma: 3.0,
+            iters: 20,
+            pca_iters: 8,
+            pca_rows: 1024,
+            every: 500,
+            min_certainty: 0.0,
+        }
+    }
+}
+
+impl PropagationParams {
+    /// Validates the parameters.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParam`] naming the first bad field.
+    pub fn check(&self) -> Result<()> {
+        let bad = |name, reason: String| Err(Error::InvalidParam { name, reason });
+        if self.pca_dim == 0 {
+            return bad("pca_dim", "must be >= 1".into());
+        }
+        if self.neighbours == 0 {
+            return bad("neighbours", "must be >= 1".into());
+        }
+        if !(self.alpha > 0.0 && self.alpha < 1.0) {
+            return bad("alpha", format!("{} not in (0, 1)", self.alpha));
+        }
+        if !(self.gamma.is_finite() && self.gamma > 0.0) {
+            return bad("gamma", format!("{} must be finite and > 0", self.gamma));
+        }
+        if !(0.0..1.0).contains(&self.min_certainty) {
+            return bad("min_certainty", format!("{} not in [0, 1)", self.min_certainty));
+        }
+        if self.pca_rows < 2 {
+            return bad("pca_rows", format!("{} must be >= 2", self.pca_rows));
+        }
+        if self.iters == 0 || self.pca_iters == 0 || self.every == 0 {
+            return bad("iters", "iters, pca_iters and every must be >= 1".into());
+        }
+        Ok(())
+    }
+
+    /// Allocates every buffer for a bank of `capacity` entries of `dim` values and
+    /// `n_classes` classes.
+    ///
+    /// # Errors
+    /// As [`PropagationParams::check`]; [`Error::InvalidParam`] for a zero size or fewer than
+    /// two classes.
+    pub fn build(&self, capacity: usize, dim: usize, n_classes: usize) -> Result<Propagation> {
+        self.check()?;
+        if capacity == 0 || dim == 0 || n_classes < 2 {
+            return Err(Error::InvalidParam {
+                name: "propagation",
+                reason: format!("capacity {capacity}, dim {dim}, {n_classes} classes"),
+            });
+        }
+        let (p, kn, k) = (self.pca_dim.min(dim), self.neighbours, n_classes);
+        Ok(Propagation {
+            params: *self,
+            dim,
+            k,
+            pdim: p,
+            row: vec![0.0; dim],
+            mean: vec![0.0; dim],
+            block: vec![0.0; dim * BLOCK],
+            cov: vec![0.0; dim * dim],
+            eig: SubspaceWork::new(dim, p),
+            vals: vec![0.0; p],
+            vecs: vec![0.0; p * dim],
+            basis: vec![0.0; p * dim],
+            z: vec![0.0; capacity * p],
+            slot_of: vec![0; capacity],
+            nbr: vec![0; capacity * kn],
+            w: vec![0.0; capacity * kn],
+            deg: vec![0.0; capacity],
+            y0: vec![0.0; capacity * k],
+            f: vec![0.0; capacity * k],
+            f2: vec![0.0; capacity * k],
+            counts: vec![0; k],
+            target: vec![0; capacity],
+            weight: vec![0.0; capacity],
+            memory: vec![0.0; capacity * k],
+            refreshed_tick: 0,
+            refreshes: 0,
+            last_entries: 0,
+        })
+    }
+}
+
+/// Rows per block of the covariance accumulation.
+const BLOCK: usize = 32;
+
+/// What one [`Propagation::refresh`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RefreshStats {
+    /// Bank entries in the graph.
+    pub entries: usize,
+    /// Pseudo entries that received a propagated label.
+    pub pseudo: usize,
+    /// Pseudo entries whose propagated class differs from the class they were stored with.
+    pub relabelled: usize,
+    /// Mean certainty `1 - H / ln K` of the propagated labels.
+    pub mean_certainty: f32,
+}
+
+/// Label propagation state over one bank: preallocated buffers and the per-slot results of the
+/// last refresh. Build with [`PropagationParams::build`]. See the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct Propagation {
+    params: PropagationParams,
+    dim: usize,
+    k: usize,
+    pdim: usize,
+    row: Vec<f32>,
+    mean: Vec<f64>,
+    /// `dim x BLOCK`, transposed block of centred rows.
+    block: Vec<f64>,
+    cov: Vec<f64>,
+    eig: SubspaceWork,
+    vals: Vec<f64>,
+    vecs: Vec<f64>,
+    /// `pdim x dim` projection (whitened if asked).
+    basis: Vec<f32>,
+    /// `n x pdim` projected, unit rows.
+    z: Vec<f32>,
+    slot_of: Vec<u32>,
+    nbr: Vec<u32>,
+    w: Vec<f32>,
+    deg: Vec<f32>,
+    y0: Vec<f32>,
+    f: Vec<f32>,
+    f2: Vec<f32>,
+    counts: Vec<usize>,
+    /// Per slot: propagated class, its weight (0 for given entries) and the neighbour memory.
+    target: Vec<u32>,
+    weight: Vec<f32>,
+    memory: Vec<f32>,
+    refreshed_tick: u64,
+    refreshes: u64,
+    /// Bank entries at the last refresh.
+    last_entries: u64,
+}
+
+/// Fewest pseudo entries for a first refresh, and fewest new stores between refreshes.
+const MIN_NEW: u64 = 16;
+
+fn normalize(v: &mut [f32]) {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if n > 1e-12 {
+        v.iter_mut().for_each(|x| *x /= n);
+    }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+impl Propagation {
+    /// The parameters.
+    pub fn params(&self) -> &PropagationParams {
+        &self.params
+    }
+
+    /// Refreshes done so far.
+    pub fn refreshes(&self) -> u64 {
+        self.refreshes
+    }
+
+    /// True when a refresh is due: the first once the bank holds 16 pseudo entries, then
+    /// whenever the bank has stored as many entries as it held at the last refresh (the graph
+    /// doubles) or [`PropagationParams::every`] entries, whichever is fewer (at least 16).
+    /// Small or slowly filling banks (a gate that admits a quarter of a short stream) are
+    /// thus refreshed early; a full bank every `every` stores.
+    pub fn due(&self, bank: &Bank) -> bool {
+        if self.refreshes == 0 {
+            return bank.kind_len(LabelKind::Pseudo) as u64 >= MIN_NEW;
+        }
+        let new = bank.tick().saturating_sub(self.refreshed_tick);
+        new >= self.last_entries.clamp(MIN_NEW, self.params.every.max(MIN_NEW))
+    }
+
+    /// The propagated class and weight of the entry in `slot`, if it was in the bank at the
+    /// last refresh and is a pseudo entry.
+    pub fn target(&self, bank: &Bank, slot: usize) -> Option<(u32, f32)> {
+        self.fresh(bank, slot).map(|s| (self.target[s], self.weight[s]))
+    }
+
+    /// The neighbour memory (similarity-weighted labels of the neighbours, `K` values summing
+    /// to 1) of the entry in `slot`, if it was in the bank at the last refresh.
+    pub fn memory(&self, bank: &Bank, slot: usize) -> Option<&[f32]> {
+        self.fresh(bank, slot).map(|s| &self.memory[s * self.k..(s + 1) * self.k])
+    }
+
+    fn fresh(&self, bank: &Bank, slot: usize) -> Option<usize> {
+        let e = bank.entry(slot)?;
+        (self.refreshes > 0
+            && e.kind() == LabelKind::Pseudo
+            && e.inserted_at() < self.refreshed_tick)
+            .then_some(slot)
+    }
+
+    /// Rebuilds the graph from `bank` and propagates. `predict(x, probs)` writes the teacher's
+    /// class probabilities (`K`) for the raw embedding `x`. Returns `None` (and changes
+    /// nothing) if the bank holds fewer than `neighbours + 2` entries.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] if `bank` has other dimensions than this propagation was built
+    /// for; the errors of `predict`.
+    pub fn refresh(
+        &mut self,
+        bank: &Bank,
+        mut predict: impl FnMut(&[f32], &mut [f32]) -> Result<()>,
+    ) -> Result<Option<RefreshStats>> {
+        let bp = bank.params();
+        if bp.dim != self.dim || bp.n_classes != self.k || bp.capacity > self.slot_of.len() {
+            return Err(Error::ShapeMismatch {
+                op: "Propagation::refresh",
+                expected: format!(
+                    "bank of <= {} x {}, {} classes",
+                    self.slot_of.len(),
+                    self.dim,
+                    self.k
+                ),
+                got: format!("{} x {}, {} classes", bp.capacity, bp.dim, bp.n_classes),
+            });
+        }
+        let n = bank.len();
+        if n < self.params.neighbours + 2 {
+            return Ok(None);
+        }
+        self.fit_pca(bank)?;
+        self.project(bank)?;
+        self.knn(n);
+        self.start_labels(bank, n, &mut predict)?;
+        self.propagate(n);
+        let stats = self.read_out(bank, n);
+        self.refreshed_tick = bank.tick();
+        self.refreshes += 1;
+        self.last_entries = n as u64;
+        Ok(Some(stats))
+    }
+
+    /// Mean and covariance of the L2-normalized rows (an even stride of at most `pca_rows`
+    /// of them), top `pdim` eigenvectors.
+    fn fit_pca(&mut self, bank: &Bank) -> Result<()> {
+        let d = self.dim;
+        let stride = bank.len().div_ceil(self.params.pca_rows);
+        let n = bank.len().div_ceil(stride);
+        self.mean.fill(0.0);
+        for (i, e) in bank.iter().enumerate() {
+            self.slot_of[i] = e.slot() as u32;
+            if i % stride == 0 {
+                e.embedding_into(&mut self.row)?;
+                normalize(&mut self.row);
+                self.mean.iter_mut().zip(&self.row).for_each(|(m, &v)| *m += f64::from(v));
+            }
+        }
+        self.mean.iter_mut().for_each(|m| *m /= n as f64);
+        self.cov.fill(0.0);
+        let mut b = 0;
+        for e in bank.iter().step_by(stride) {
+            e.embedding_into(&mut self.row)?;
+            normalize(&mut self.row);
+            for (j, (&v, m)) in self.row.iter().zip(&self.mean).enumerate() {
+                self.block[j * BLOCK + b] = f64::from(v) - m;
+            }
+            b += 1;
+            if b == BLOCK {
+                self.add_block(BLOCK);
+                b = 0;
+            }
+        }
+        if b > 0 {
+            self.add_block(b);
+        }
+        for i in 0..d {
+            for j in 0..i {
+                self.cov[i * d + j] = self.cov[j * d + i];
+            }
+        }
+        self.cov.iter_mut().for_each(|c| *c /= n as f64);
+        top_eigen_into(
+            &self.cov,
+            self.params.pca_iters,
+            &mut self.eig,
+            &mut self.vals,
+            &mut self.vecs,
+        );
+        // Directions with (numerically) no variance, e.g. beyond the rank of a small bank, are
+        // dropped rather than blown up by whitening.
+        let floor = self.vals[0].max(f64::MIN_POSITIVE) * 1e-4;
+        for (r, (out, v)) in
+            self.basis.chunks_exact_mut(d).zip(self.vecs.chunks_exact(d)).enumerate()
+        {
+            let s = match (self.params.whiten, self.vals[r] > floor) {
+                (_, false) => 0.0,
+                (true, true) => 1.0 / self.vals[r].sqrt(),
+                (false, true) => 1.0,
+            };
+            out.iter_mut().zip(v).for_each(|(o, &x)| *o = (x * s) as f32);
+        }
+        Ok(())
+    }
+
+    /// Adds the upper triangle of `block^T block` (the first `b` columns) to the covariance.
+    fn add_block(&mut self, b: usize) {
+        let d = self.dim;
+        for i in 0..d {
+            let bi = &self.block[i * BLOCK..i * BLOCK + b];
+            let row = &mut self.cov[i * d..(i + 1) * d];
+            for (j, c) in row.iter_mut().enumerate().skip(i) {
+                let bj = &self.block[j * BLOCK..j * BLOCK + b];
+                *c += bi.iter().zip(bj).map(|(x, y)| x * y).sum::<f64>();
+            }
+        }
+        self.block.fill(0.0);
+    }
+
+    /// Projects every entry (in `slot_of` order) into the (whitened) PCA space, unit rows.
+    fn project(&mut self, bank: &Bank) -> Result<()> {
+        let (d, p) = (self.dim, self.pdim);
+        for (i, e) in bank.iter().enumerate() {
+            e.embedding_into(&mut self.row)?;
+            normalize(&mut self.row);
+            self.row.iter_mut().zip(&self.mean).for_each(|(v, &m)| *v -= m as f32);
+            let z = &mut self.z[i * p..(i + 1) * p];
+            for (o, b) in z.iter_mut().zip(self.basis.chunks_exact(d)) {
+                *o = dot(b, &self.row);
+            }
+            normalize(z);
+        }
+        Ok(())
+    }
+
+    /// Brute-force `neighbours` nearest neighbours by cosine similarity; edge weights
+    /// `max(s, 0)^gamma`; degrees of the symmetrized graph.
+    fn knn(&mut self, n: usize) {
+        let (p, kn, gamma) = (self.pdim, self.params.neighbours, self.params.gamma);
+        let kn_eff = kn.min(n - 1);
+        for i in 0..n {
+            let zi = &self.z[i * p..(i + 1) * p];
+            let nb = &mut self.nbr[i * kn..(i + 1) * kn];
+            let ws = &mut self.w[i * kn..(i + 1) * kn];
+            ws.fill(f32::NEG_INFINITY);
+            nb.fill(u32::MAX);
+            for j in 0..n {
+                if j == i {
+                    continue;
+                }
+                let s = dot(zi, &self.z[j * p..(j + 1) * p]);
+                if s <= ws[kn_eff - 1] {
+                    continue;
+                }
+                // insertion into the sorted (descending) top list
+                let mut at = kn_eff - 1;
+                while at > 0 && ws[at - 1] < s {
+                    ws[at] = ws[at - 1];
+                    nb[at] = nb[at - 1];
+                    at -= 1;
+                }
+                ws[at] = s;
+                nb[at] = j as u32;
+            }
+            for w in ws.iter_mut() {
+                *w = if w.is_finite() { w.max(0.0).powf(gamma) } else { 0.0 };
+            }
+        }
+        self.deg[..n].fill(0.0);
+        for i in 0..n {
+            for (&j, &w) in self.nbr[i * kn..(i + 1) * kn].iter().zip(&self.w[i * kn..(i + 1) * kn])
+            {
+                if j != u32::MAX {
+                    self.deg[i] += w;
+                    self.deg[j as usize] += w;
+                }
+            }
+        }
+    }
+
+    /// `Y0`: one-hot for given entries, teacher probabilities for pseudo entries.
+    fn start_labels(
+        &mut self,
+        bank: &Bank,
+        n: usize,
+        predict: &mut impl FnMut(&[f32], &mut [f32]) -> Result<()>,
+    ) -> Result<()> {
+        let k = self.k;
+        for i in 0..n {
+            let e = bank.entry(self.slot_of[i] as usize).expect("slot from bank.iter");
+            let y = &mut self.y0[i * k..(i + 1) * k];
+            match e.kind() {
+                LabelKind::Given => {
+                    y.fill(0.0);
+                    y[e.label() as usize] = 1.0;
+                }
+                LabelKind::Pseudo => {
+                    e.embedding_into(&mut self.row)?;
+                    predict(&self.row, y)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `out += S x` over the symmetric graph (`x`, `out`: `[n, K]`); with `normalize_rows`,
+    /// `out += D^{-1} W x` instead.
+    fn spread(&self, n: usize, x: &[f32], out: &mut [f32], normalize_rows: bool) {
+        let (k, kn) = (self.k, self.params.neighbours);
+        let inv = |d: f32| if d > 0.0 { 1.0 / d } else { 0.0 };
+        for i in 0..n {
+            for (&j, &w) in self.nbr[i * kn..(i + 1) * kn].iter().zip(&self.w[i * kn..(i + 1) * kn])
+            {
+                if j == u32::MAX || w == 0.0 {
+                    continue;
+                }
+                let j = j as usize;
+                let (di, dj) = (self.deg[i], self.deg[j]);
+                let (wij, wji) = if normalize_rows {
+                    (w * inv(di), w * inv(dj))
+                } else {
+                    let s = w * inv((di * dj).sqrt());
+                    (s, s)
+                };
+                for c in 0..k {
+                    out[i * k + c] += wij * x[j * k + c];
+                    out[j * k + c] += wji * x[i * k + c];
+                }
+            }
+        }
+    }
+
+    fn propagate(&mut self, n: usize) {
+        let (k, a) = (self.k, self.params.alpha);
+        let len = n * k;
+        self.f[..len].copy_from_slice(&self.y0[..len]);
+        let mut f = std::mem::take(&mut self.f);
+        let mut f2 = std::mem::take(&mut self.f2);
+        for _ in 0..self.params.iters {
+            f2[..len].fill(0.0);
+            self.spread(n, &f, &mut f2, false);
+            for (o, &y) in f2[..len].iter_mut().zip(&self.y0[..len]) {
+                *o = a * *o + (1.0 - a) * y;
+            }
+            std::mem::swap(&mut f, &mut f2);
+        }
+        // neighbour memory D^{-1} W Y0 (into f2)
+        f2[..len].fill(0.0);
+        let y0 = std::mem::take(&mut self.y0);
+        self.spread(n, &y0, &mut f2, true);
+        self.y0 = y0;
+        self.f = f;
+        self.f2 = f2;
+    }
+
+    /// Per pseudo entry: class, certainty x class balance, neighbour memory.
+    fn read_out(&mut self, bank: &Bank, n: usize) -> RefreshStats {
+        let k = self.k;
+        let ln_k = (k as f32).ln();
+        self.counts.fill(0);
+        let mut st = RefreshStats { entries: n, ..RefreshStats::default() };
+        let mut certainty_sum = 0.0;
+        for i in 0..n {
+            let slot = self.slot_of[i] as usize;
+            let e = bank.entry(slot).expect("slot from bank.iter");
+            let f = &mut self.f[i * k..(i + 1) * k];
+            f.iter_mut().for_each(|v| *v = v.max(0.0));
+            let sum: f32 = f.iter().sum();
+            if sum > 0.0 {
+                f.iter_mut().for_each(|v| *v /= sum);
+            } else {
+                f.fill(1.0 / k as f32);
+            }
+            let m = &mut self.f2[i * k..(i + 1) * k];
+            let msum: f32 = m.iter().sum();
+            if msum > 0.0 {
+                m.iter_mut().for_each(|v| *v /= msum);
+            } else {
+                m.fill(1.0 / k as f32);
+            }
+            self.memory[slot * k..(slot + 1) * k].copy_from_slice(m);
+            if e.kind() == LabelKind::Given {
+                self.target[slot] = e.label();
+                self.weight[slot] = 0.0;
+                continue;
+            }
+            let (c, _) = crate::objective::fixmatch::argmax(f);
+            let h: f32 = f.iter().filter(|&&v| v > 0.0).map(|&v| -v * v.ln()).sum();
+            let cert = (1.0 - h / ln_k).clamp(0.0, 1.0);
+            let cert = if cert < self.params.min_certainty { 0.0 } else { cert };
+            self.target[slot] = c as u32;
+            self.weight[slot] = cert;
+            self.counts[c] += usize::from(cert > 0.0);
+            st.pseudo += 1;
+            st.relabelled += usize::from(c as u32 != e.label());
+            certainty_sum += cert;
+        }
+        st.mean_certainty = if st.pseudo > 0 { certainty_sum / st.pseudo as f32 } else { 0.0 };
+        // class balance n / (K n_c) over the weighted labels
+        let total = self.counts.iter().sum::<usize>() as f32;
+        for i in 0..n {
+            let slot = self.slot_of[i] as usize;
+            if self.weight[slot] > 0.0 {
+                let nc = self.counts[self.target[slot] as usize] as f32;
+                self.weight[slot] *= total / (k as f32 * nc);
+            }
+        }
+        st
+    }
+
+    /// The per-slot state (class, weight, memory) and the refresh tick, for checkpoints.
+    pub(crate) fn state(&self) -> (&[u32], &[f32], &[f32], [u64; 3]) {
+        (
+            &self.target,
+            &self.weight,
+            &self.memory,
+            [self.refreshed_tick, self.refreshes, self.last_entries],
+        )
+    }
+
+    /// Restores what [`Propagation::state`] returned.
+    pub(crate) fn restore(
+        &mut self,
+        target: &[f32],
+        weight: &[f32],
+        memory: &[f32],
+        [refreshed_tick, refreshes, last_entries]: [u64; 3],
+    ) -> Result<()> {
+        if target.len() != self.target.len()
+            || weight.len() != self.weight.len()
+            || memory.len() != self.memory.len()
+        {
+            return Err(Error::ShapeMismatch {
+                op: "Propagation::restore",
+                expected: format!("{} slots", self.target.len()),
+                got: format!("{} / {} / {}", target.len(), weight.len(), memory.len() / self.k),
+            });
+        }
+        for (o, &t) in self.target.iter_mut().zip(target) {
+            if !(t >= 0.0 && (t as usize) < self.k) {
+                return Err(Error::InvalidParam {
+                    name: "propagated class",
+                    reason: format!("{t} not a class index"),
+                });
+            }
+            *o = t as u32;
+        }
+        self.weight.copy_from_slice(weight);
+        self.memory.copy_from_slice(memory);
+        self.refreshed_tick = refreshed_tick;
+        self.refreshes = refreshes;
+        self.last_entries = last_entries;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bank::BankParams;
+    use crate::gate::Admitted;
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+
+    /// Three Gaussian blobs in 8-d; `labels` given per class, the rest pseudo with a wrong
+    /// stored label (always 0).
+    fn blobs(n_unlabeled: usize, seed: u64) -> (Bank, Vec<u32>) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut bank = BankParams::new(512, 8, 3).build().unwrap();
+        let mut truth = vec![u32::MAX; 512];
+        let point = |c: usize, rng: &mut StdRng| {
+            let mut x: Vec<f32> = (0..8).map(|_| 0.3 * (rng.random::<f32>() - 0.5)).collect();
+            x[c] += 1.0;
+            x[7] += 1.0;
+            x
+        };
+        for c in 0..3 {
+            let o = bank.insert_given(&point(c, &mut rng), c as u32, &mut rng).unwrap();
+            truth[o.slot().unwrap()] = c as u32;
+        }
+        for i in 0..n_unlabeled {
+            let c = i % 3;
+            let x = point(c, &mut rng);
+            let o = bank.insert_pseudo(Admitted::ungated(&x), 0, 0.5, &mut rng).unwrap();
+            truth[o.slot().unwrap()] = c as u32;
+        }
+        (bank, truth)
+    }
+
+    /// An uninformed teacher.
+    fn uniform(_: &[f32], p: &mut [f32]) -> Result<()> {
+        let k = p.len() as f32;
+        p.fill(1.0 / k);
+        Ok(())
+    }
+
+    fn small() -> PropagationParams {
+        PropagationParams { pca_dim: 4, neighbours: 6, ..PropagationParams::default() }
+    }
+
+    #[test]
+    fn propagates_three_labels_to_their_clusters() {
+        let (bank, truth) = blobs(150, 3);
+        let mut prop = small().build(512, 8, 3).unwrap();
+        let st = prop.refresh(&bank, uniform).unwrap().unwrap();
+        assert_eq!((st.entries, st.pseudo), (153, 150));
+        let right = bank
+            .iter()
+            .filter_map(|e| prop.target(&bank, e.slot()).map(|(c, _)| c == truth[e.slot()]))
+            .filter(|&ok| ok)
+            .count();
+        assert!(right >= 145, "{right} of 150");
+        // two thirds of the stored labels (all 0) were wrong
+        assert!(st.relabelled >= 95, "{st:?}");
+    }
+
+    #[test]
+    fn the_neighbour_memory_is_a_distribution_of_the_neighbours_labels() {
+        let (bank, truth) = blobs(90, 4);
+        let mut prop = small().build(512, 8, 3).unwrap();
+        // a perfect teacher: one-hot of the truth (predict sees only the embedding: argmax of
+        // the first three components)
+        prop.refresh(&bank, |x, p| {
+            p.fill(0.0);
+            let c = (0..3).max_by(|&a, &b| x[a].total_cmp(&x[b])).unwrap();
+            p[c] = 1.0;
+            Ok(())
+        })
+        .unwrap();
+        for e in bank.iter().filter(|e| e.kind() == LabelKind::Pseudo) {
+            let m = prop.memory(&bank, e.slot()).unwrap();
+            assert!((m.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+            assert!(m[truth[e.slot()] as usize] > 0.9, "{m:?}");
+        }
+    }
+
+    #[test]
+    fn certainty_and_class_balance_weights() {
+        let (bank, _) = blobs(60, 5);
+        let mut prop = small().build(512, 8, 3).unwrap();
+        // a weakly informed teacher: 0.6 on the cluster's class
+        prop.refresh(&bank, |x, p| {
+            p.fill(0.2);
+            p[(0..3).max_by(|&a, &b| x[a].total_cmp(&x[b])).unwrap()] = 0.6;
+            Ok(())
+        })
+        .unwrap();
+        let (mut wsum, mut n) = (0.0, 0);
+        for e in bank.iter() {
+            match (e.kind(), prop.target(&bank, e.slot())) {
+                (LabelKind::Given, t) => assert_eq!(t, None),
+                (LabelKind::Pseudo, Some((_, w))) => {
+                    assert!(w > 0.0 && w.is_finite());
+                    wsum += w;
+                    n += 1;
+                }
+                (LabelKind::Pseudo, None) => panic!("pseudo entry without a target"),
+            }
+        }
+        // balanced clusters: class weights ~1, so the mean weight is the mean certainty
+        assert_eq!(n, 60);
+        assert!(wsum / 60.0 > 0.05 && wsum / 60.0 <= 1.5, "{}", wsum / 60.0);
+    }
+
+    #[test]
+    fn entries_stored_after_the_refresh_have_no_target_and_small_banks_are_skipped() {
+        let (mut bank, _) = blobs(30, 6);
+        let mut prop = small().build(512, 8, 3).unwrap();
+        let mut tiny = BankParams::new(512, 8, 3).build().unwrap();
+        let mut rng = StdRng::seed_from_u64(0);
+        tiny.insert_given(&[1.0; 8], 0, &mut rng).unwrap();
+        assert_eq!(prop.refresh(&tiny, uniform).unwrap(), None);
+        prop.refresh(&bank, uniform).unwrap();
+        let o = bank.insert_pseudo(Admitted::ungated(&[0.5; 8]), 1, 0.9, &mut rng).unwrap();
+        assert_eq!(prop.target(&bank, o.slot().unwrap()), None);
+        let wrong = BankParams::new(512, 4, 3).build().unwrap();
+        assert!(matches!(prop.refresh(&wrong, |_, _| Ok(())), Err(Error::ShapeMismatch { .. })));
+    }
+
+    #[test]
+    fn refreshes_are_due_as_the_bank_doubles_then_every_n_stores() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut bank = BankParams::new(512, 8, 3).build().unwrap();
+        let p = PropagationParams { every: 100, ..small() };
+        let mut prop = p.build(512, 8, 3).unwrap();
+        let mut store = |bank: &mut Bank, n: usize| {
+            for _ in 0..n {
+                let x: Vec<f32> = (0..8).map(|_| rng.random::<f32>()).collect();
+                bank.insert_pseudo(Admitted::ungated(&x), 0, 0.5, &mut rng).unwrap();
+            }
+        };
+        for c in 0..3 {
+            bank.insert_given(&[c as f32; 8], c, &mut StdRng::seed_from_u64(1)).unwrap();
+        }
+        store(&mut bank, 15);
+        assert!(!prop.due(&bank), "15 pseudo entries are too few");
+        store(&mut bank, 1);
+        assert!(prop.due(&bank));
+        prop.refresh(&bank, uniform).unwrap().unwrap(); // 19 entries
+        store(&mut bank, 18);
+        assert!(!prop.due(&bank));
+        store(&mut bank, 1);
+        assert!(prop.due(&bank), "19 new stores double the graph");
+        store(&mut bank, 200);
+        prop.refresh(&bank, uniform).unwrap(); // 238 entries
+        store(&mut bank, 99);
+        assert!(!prop.due(&bank));
+        store(&mut bank, 1);
+        assert!(prop.due(&bank), "every = 100 caps the wait");
+    }
+
+    #[test]
+    fn bad_params_are_named() {
+        for (p, name) in [
+            (PropagationParams { alpha: 1.0, ..Default::default() }, "alpha"),
+            (PropagationParams { neighbours: 0, ..Default::default() }, "neighbours"),
+            (PropagationParams { gamma: f32::NAN, ..Default::default() }, "gamma"),
+            (PropagationParams { every: 0, ..Default::default() }, "iters"),
+            (PropagationParams { pca_rows: 1, ..Default::default() }, "pca_rows"),
+        ] {
+            match p.check() {
+                Err(Error::InvalidParam { name: n, .. }) => assert_eq!(n, name),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}

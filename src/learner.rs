@@ -236,7 +236,7 @@ pub struct LearnerParams {
     pub strong_view: EmbeddingAugParams,
     /// The bank's kNN graph and label propagation, used by [`Algorithm::LabelProp`] and
     /// [`Algorithm::CoMatch`]. Default [`PropagationParams::default`] (PCA-128 whitened,
-    /// k = 10, alpha = 0.9, refreshed as the bank doubles, then every 500 stores).
+    /// k = 10, alpha = 0.9, refreshed every 500 unlabeled samples).
     pub propagation: PropagationParams,
     /// Weight of the [`Algorithm::LabelProp`] loss. Default 1.
     pub propagation_weight: f32,
@@ -886,7 +886,9 @@ impl Learner {
             features_into(xs, scale, &mut s.pending_strong);
         }
         self.s.pending = pending;
-        if self.prop.as_ref().is_some_and(|p| p.due(&self.bank)) {
+        if let Some(every) = self.prop.as_ref().map(|p| p.params().every)
+            && self.counters.unlabeled.is_multiple_of(every)
+        {
             self.refresh_propagation()?;
         }
         let learned = self.learn(&mut rng);
@@ -1173,12 +1175,12 @@ impl Learner {
         let mut c = self.counters.to_array().to_vec();
         c.push(self.sgd.steps_done());
         if let Some(prop) = &self.prop {
-            let (target, weight, memory, counts) = prop.state();
+            let (target, weight, memory, tick, refreshes) = prop.state();
             let tw: Vec<f32> =
                 target.iter().map(|&t| t as f32).chain(weight.iter().copied()).collect();
             w.f32_blob(SectionId(SectionId::USER.0 + 3), &tw)?;
             w.f32_blob(SectionId(SectionId::USER.0 + 4), memory)?;
-            c.extend(counts);
+            c.extend([tick, refreshes]);
         }
         if let Some(da) = &self.align {
             w.f32_blob(SectionId(SectionId::USER.0 + 5), da.running())?;
@@ -1202,7 +1204,7 @@ impl Learner {
         f.f32_blob_into(SectionId::TEACHER, &mut buf)?;
         l.teacher.load_params(&buf)?;
         let c = f.counters()?;
-        let expected = Counters::LEN + 1 + if l.prop.is_some() { 3 } else { 0 };
+        let expected = Counters::LEN + 1 + if l.prop.is_some() { 2 } else { 0 };
         if c.len() != expected {
             return Err(Error::StateMalformed {
                 path: path.as_ref().to_path_buf(),
@@ -1216,10 +1218,9 @@ impl Learner {
             let mut memory = vec![0f32; cap * l.p.n_classes];
             f.f32_blob_into(SectionId(SectionId::USER.0 + 4), &mut memory)?;
             let (t, w) = tw.split_at(cap);
-            let counts = [c[Counters::LEN + 1], c[Counters::LEN + 2], c[Counters::LEN + 3]];
-            prop.restore(t, w, &memory, counts).map_err(|e| Error::StateMalformed {
-                path: path.as_ref().to_path_buf(),
-                reason: e.to_string(),
+            let tick = c[Counters::LEN + 1];
+            prop.restore(t, w, &memory, tick, c[Counters::LEN + 2]).map_err(|e| {
+                Error::StateMalformed { path: path.as_ref().to_path_buf(), reason: e.to_string() }
             })?;
         }
         f.f32_blob_into(SectionId::OPTIMIZER, &mut buf)?;

@@ -3,9 +3,8 @@
 //!
 //! A confident teacher pseudo-labels mostly the samples it already gets right (DESIGN.md, the
 //! reference runs). The bank holds thousands of embeddings, labelled and not, and their
-//! neighbourhoods carry information the head does not have yet. When [`Propagation::due`]
-//! (the bank doubled, or [`PropagationParams::every`] new entries) a [`Propagation`] is
-//! refreshed from the bank:
+//! neighbourhoods carry information the head does not have yet. Every
+//! [`PropagationParams::every`] unlabeled samples a [`Propagation`] is refreshed from the bank:
 //!
 //! 1. PCA of the bank's L2-normalized embeddings to `pca_dim` dimensions, whitened (each
 //!    component divided by its standard deviation), rows L2-normalized again. Whitening matters
@@ -95,12 +94,8 @@ pub struct PropagationParams {
     /// of the PCA, `>= 2`. Default 1024: the covariance is the refresh's largest cost
     /// (`rows x dim^2 / 2`), and 1024 rows estimate 128 components well enough for a graph.
     pub pca_rows: usize,
-    /// At most this many bank stores between refreshes, `>= 1` (see [`Propagation::due`]).
-    /// Default 500.
+    /// Unlabeled samples between refreshes `>= 1`. Default 500.
     pub every: u64,
-    /// Propagated labels with a certainty `1 - H / ln K` below this get weight 0, in `[0, 1)`.
-    /// Default 0 (every label weighted by its certainty).
-    pub min_certainty: f32,
 }
 
 impl Default for PropagationParams {
@@ -115,7 +110,6 @@ impl Default for PropagationParams {
             pca_iters: 8,
             pca_rows: 1024,
             every: 500,
-            min_certainty: 0.0,
         }
     }
 }
@@ -138,9 +132,6 @@ impl PropagationParams {
         }
         if !(self.gamma.is_finite() && self.gamma > 0.0) {
             return bad("gamma", format!("{} must be finite and > 0", self.gamma));
-        }
-        if !(0.0..1.0).contains(&self.min_certainty) {
-            return bad("min_certainty", format!("{} not in [0, 1)", self.min_certainty));
         }
         if self.pca_rows < 2 {
             return bad("pca_rows", format!("{} must be >= 2", self.pca_rows));
@@ -193,7 +184,6 @@ impl PropagationParams {
             memory: vec![0.0; capacity * k],
             refreshed_tick: 0,
             refreshes: 0,
-            last_entries: 0,
         })
     }
 }
@@ -248,12 +238,7 @@ pub struct Propagation {
     memory: Vec<f32>,
     refreshed_tick: u64,
     refreshes: u64,
-    /// Bank entries at the last refresh.
-    last_entries: u64,
 }
-
-/// Fewest pseudo entries for a first refresh, and fewest new stores between refreshes.
-const MIN_NEW: u64 = 16;
 
 fn normalize(v: &mut [f32]) {
     let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
@@ -275,19 +260,6 @@ impl Propagation {
     /// Refreshes done so far.
     pub fn refreshes(&self) -> u64 {
         self.refreshes
-    }
-
-    /// True when a refresh is due: the first once the bank holds 16 pseudo entries, then
-    /// whenever the bank has stored as many entries as it held at the last refresh (the graph
-    /// doubles) or [`PropagationParams::every`] entries, whichever is fewer (at least 16).
-    /// Small or slowly filling banks (a gate that admits a quarter of a short stream) are
-    /// thus refreshed early; a full bank every `every` stores.
-    pub fn due(&self, bank: &Bank) -> bool {
-        if self.refreshes == 0 {
-            return bank.kind_len(LabelKind::Pseudo) as u64 >= MIN_NEW;
-        }
-        let new = bank.tick().saturating_sub(self.refreshed_tick);
-        new >= self.last_entries.clamp(MIN_NEW, self.params.every.max(MIN_NEW))
     }
 
     /// The propagated class and weight of the entry in `slot`, if it was in the bank at the
@@ -347,7 +319,6 @@ impl Propagation {
         let stats = self.read_out(bank, n);
         self.refreshed_tick = bank.tick();
         self.refreshes += 1;
-        self.last_entries = n as u64;
         Ok(Some(stats))
     }
 
@@ -397,17 +368,11 @@ impl Propagation {
             &mut self.vals,
             &mut self.vecs,
         );
-        // Directions with (numerically) no variance, e.g. beyond the rank of a small bank, are
-        // dropped rather than blown up by whitening.
-        let floor = self.vals[0].max(f64::MIN_POSITIVE) * 1e-4;
+        let floor = self.vals[0].max(f64::MIN_POSITIVE) * 1e-6;
         for (r, (out, v)) in
             self.basis.chunks_exact_mut(d).zip(self.vecs.chunks_exact(d)).enumerate()
         {
-            let s = match (self.params.whiten, self.vals[r] > floor) {
-                (_, false) => 0.0,
-                (true, true) => 1.0 / self.vals[r].sqrt(),
-                (false, true) => 1.0,
-            };
+            let s = if self.params.whiten { 1.0 / self.vals[r].max(floor).sqrt() } else { 1.0 };
             out.iter_mut().zip(v).for_each(|(o, &x)| *o = (x * s) as f32);
         }
         Ok(())
@@ -597,17 +562,16 @@ impl Propagation {
             let (c, _) = crate::objective::fixmatch::argmax(f);
             let h: f32 = f.iter().filter(|&&v| v > 0.0).map(|&v| -v * v.ln()).sum();
             let cert = (1.0 - h / ln_k).clamp(0.0, 1.0);
-            let cert = if cert < self.params.min_certainty { 0.0 } else { cert };
             self.target[slot] = c as u32;
             self.weight[slot] = cert;
-            self.counts[c] += usize::from(cert > 0.0);
+            self.counts[c] += 1;
             st.pseudo += 1;
             st.relabelled += usize::from(c as u32 != e.label());
             certainty_sum += cert;
         }
         st.mean_certainty = if st.pseudo > 0 { certainty_sum / st.pseudo as f32 } else { 0.0 };
-        // class balance n / (K n_c) over the weighted labels
-        let total = self.counts.iter().sum::<usize>() as f32;
+        // class balance n / (K n_c)
+        let total = st.pseudo as f32;
         for i in 0..n {
             let slot = self.slot_of[i] as usize;
             if self.weight[slot] > 0.0 {
@@ -619,13 +583,8 @@ impl Propagation {
     }
 
     /// The per-slot state (class, weight, memory) and the refresh tick, for checkpoints.
-    pub(crate) fn state(&self) -> (&[u32], &[f32], &[f32], [u64; 3]) {
-        (
-            &self.target,
-            &self.weight,
-            &self.memory,
-            [self.refreshed_tick, self.refreshes, self.last_entries],
-        )
+    pub(crate) fn state(&self) -> (&[u32], &[f32], &[f32], u64, u64) {
+        (&self.target, &self.weight, &self.memory, self.refreshed_tick, self.refreshes)
     }
 
     /// Restores what [`Propagation::state`] returned.
@@ -634,7 +593,8 @@ impl Propagation {
         target: &[f32],
         weight: &[f32],
         memory: &[f32],
-        [refreshed_tick, refreshes, last_entries]: [u64; 3],
+        refreshed_tick: u64,
+        refreshes: u64,
     ) -> Result<()> {
         if target.len() != self.target.len()
             || weight.len() != self.weight.len()
@@ -659,7 +619,6 @@ impl Propagation {
         self.memory.copy_from_slice(memory);
         self.refreshed_tick = refreshed_tick;
         self.refreshes = refreshes;
-        self.last_entries = last_entries;
         Ok(())
     }
 }
@@ -784,38 +743,6 @@ mod tests {
         assert_eq!(prop.target(&bank, o.slot().unwrap()), None);
         let wrong = BankParams::new(512, 4, 3).build().unwrap();
         assert!(matches!(prop.refresh(&wrong, |_, _| Ok(())), Err(Error::ShapeMismatch { .. })));
-    }
-
-    #[test]
-    fn refreshes_are_due_as_the_bank_doubles_then_every_n_stores() {
-        let mut rng = StdRng::seed_from_u64(7);
-        let mut bank = BankParams::new(512, 8, 3).build().unwrap();
-        let p = PropagationParams { every: 100, ..small() };
-        let mut prop = p.build(512, 8, 3).unwrap();
-        let mut store = |bank: &mut Bank, n: usize| {
-            for _ in 0..n {
-                let x: Vec<f32> = (0..8).map(|_| rng.random::<f32>()).collect();
-                bank.insert_pseudo(Admitted::ungated(&x), 0, 0.5, &mut rng).unwrap();
-            }
-        };
-        for c in 0..3 {
-            bank.insert_given(&[c as f32; 8], c, &mut StdRng::seed_from_u64(1)).unwrap();
-        }
-        store(&mut bank, 15);
-        assert!(!prop.due(&bank), "15 pseudo entries are too few");
-        store(&mut bank, 1);
-        assert!(prop.due(&bank));
-        prop.refresh(&bank, uniform).unwrap().unwrap(); // 19 entries
-        store(&mut bank, 18);
-        assert!(!prop.due(&bank));
-        store(&mut bank, 1);
-        assert!(prop.due(&bank), "19 new stores double the graph");
-        store(&mut bank, 200);
-        prop.refresh(&bank, uniform).unwrap(); // 238 entries
-        store(&mut bank, 99);
-        assert!(!prop.due(&bank));
-        store(&mut bank, 1);
-        assert!(prop.due(&bank), "every = 100 caps the wait");
     }
 
     #[test]

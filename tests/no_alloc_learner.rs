@@ -34,7 +34,7 @@ fn steady_state_observe_and_predict_allocate_nothing() {
         p.hidden = hidden;
         // graph refreshes (PCA, kNN graph, propagation) happen inside the measured window
         p.propagation.pca_dim = 8;
-        p.propagation.every = 20;
+        p.propagation.every = 40;
         p.bank_capacity = 256;
         p.gate = Some(edge_ssl::gate::GateParams {
             projection: edge_ssl::gate::Projection::Pca(4),

@@ -1054,18 +1054,9 @@ impl Learner {
                 s.xs[..d].copy_from_slice(&s.pending_strong);
             }
             self.student.forward_into(&s.xs, &mut s.logits_s)?;
-            let mut selected = unlabeled_grad(
-                self.p.algorithm,
-                &self.fixmatch,
-                &mut self.adaptive,
-                &self.uda,
-                self.p.mean_teacher_weight,
-                (&s.probs_t, &s.logits_t, &s.logits_s),
-                (&s.prop_y, &s.prop_w, self.p.propagation_weight, &s.smoothed),
-                k,
-                &mut s.dlog_u,
-            )?;
-            for &alg in &self.p.extra {
+            // The main algorithm's gradient goes to dlog_u, each extra one's is added to it.
+            let mut selected = 0;
+            for (i, &alg) in std::iter::once(&self.p.algorithm).chain(&self.p.extra).enumerate() {
                 selected += unlabeled_grad(
                     alg,
                     &self.fixmatch,
@@ -1075,9 +1066,11 @@ impl Learner {
                     (&s.probs_t, &s.logits_t, &s.logits_s),
                     (&s.prop_y, &s.prop_w, self.p.propagation_weight, &s.smoothed),
                     k,
-                    &mut s.dlog_tmp,
+                    if i == 0 { &mut s.dlog_u } else { &mut s.dlog_tmp },
                 )?;
-                s.dlog_u.iter_mut().zip(&s.dlog_tmp).for_each(|(a, b)| *a += b);
+                if i > 0 {
+                    s.dlog_u.iter_mut().zip(&s.dlog_tmp).for_each(|(a, b)| *a += b);
+                }
             }
             self.counters.masked_in += selected as u64;
             Self::ramp_unlabeled(&mut s.dlog_u, self.counters.steps, self.p.unlabeled_rampup);

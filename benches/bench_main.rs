@@ -11,4 +11,5 @@ criterion_main! {
     benchmarks::bank::benches,
     benchmarks::gate::benches,
     benchmarks::persist::benches,
+    benchmarks::propagate::benches,
 }

@@ -133,6 +133,10 @@ pub struct ProtocolSection {
     /// Run each SSL algorithm with the gate and without it (true, default) or only without.
     #[serde(default = "default_gate")]
     pub gate: bool,
+    /// With `gate = true`, also run each SSL algorithm without the gate (default true);
+    /// `false` runs only the gated variant.
+    #[serde(default = "default_gate")]
+    pub ungated: bool,
     /// Test accuracy along the stream every this many samples (default 1000).
     #[serde(default = "default_eval")]
     pub eval_every: usize,
@@ -214,6 +218,14 @@ impl Spec {
             return Err(bad("labels_per_class and stream_len must be >= 1".into()));
         }
         Ok(spec)
+    }
+
+    /// Learner runs of the whole experiment: per seed, the two baselines plus each algorithm
+    /// with and/or without the gate.
+    pub fn n_runs(&self) -> usize {
+        let p = &self.protocol;
+        let per_algorithm = usize::from(p.gate) + usize::from(!p.gate || p.ungated);
+        self.seeds.len() * (2 + self.algorithms.len() * per_algorithm)
     }
 
     /// Reads and parses a spec file.
@@ -438,6 +450,16 @@ impl Row {
         })
     }
 
+    /// Mean over the seeds of [`RunResult::bank_precision`] (teacher pseudo-labels in the bank,
+    /// by confidence) and of [`RunResult::propagated_precision`] (by weight), at
+    /// [`crate::scenario::COVERAGE`].
+    pub fn precision_curves(&self) -> ([f64; 4], [f64; 4]) {
+        (
+            std::array::from_fn(|i| self.mean(|r| r.bank_precision[i])),
+            std::array::from_fn(|i| self.mean(|r| r.propagated_precision[i])),
+        )
+    }
+
     /// Mean stream samples per second of learner time.
     pub fn samples_per_s(&self) -> f64 {
         self.mean(|r| r.samples_per_s)
@@ -480,7 +502,9 @@ pub fn run(spec: &Spec, data: &Embedded, mut progress: impl FnMut(&str, u64)) ->
         if p.gate {
             plans.push((a.clone(), main, extra.clone(), true, false));
         }
-        plans.push((a.clone(), main, extra, false, false));
+        if !p.gate || p.ungated {
+            plans.push((a.clone(), main, extra, false, false));
+        }
     }
     let mut rows: Vec<Row> = plans
         .iter()

@@ -11,6 +11,7 @@ pub mod embed;
 pub mod error;
 pub mod eval;
 pub mod experiment;
+pub mod ffi;
 pub mod gate;
 pub mod head;
 pub mod learner;

@@ -60,6 +60,16 @@ struct ExperimentArgs {
     /// (`a+b` combines them; the baselines `supervised` and `oracle` always run).
     #[arg(long)]
     list_algorithms: bool,
+    /// Replace the spec's seeds, e.g. `--seeds 1,2,3,4,5`.
+    #[arg(long, value_delimiter = ',')]
+    seeds: Option<Vec<u64>>,
+    /// Replace the spec's algorithms, e.g. `--algorithms flexmatch,labelprop`.
+    #[arg(long, value_delimiter = ',')]
+    algorithms: Option<Vec<String>>,
+    /// Replace the spec's gate protocol: each algorithm with and without the gate (`both`),
+    /// only with it (`on`) or only without (`off`).
+    #[arg(long, value_enum)]
+    gate: Option<GateRuns>,
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -69,6 +79,17 @@ struct ExperimentArgs {
     /// Overrides of the spec's `[backbone]` engine, threads and library.
     #[command(flatten)]
     engine: cli::EngineArgs,
+}
+
+/// Which gate variants an experiment runs.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum GateRuns {
+    /// With and without the gate.
+    Both,
+    /// Only with the gate.
+    On,
+    /// Only without the gate.
+    Off,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -86,7 +107,7 @@ struct RunArgs {
     scenario: Scenario,
     /// The semi-supervised algorithm compared with labels-only; `a+b` sums the unlabeled losses
     /// of several (e.g. `fixmatch+meanteacher`).
-    #[arg(long, default_value = "flexmatch")]
+    #[arg(long, default_value = "labelprop")]
     algorithm: String,
     /// Labelled examples per class.
     #[arg(long, default_value_t = 10)]
@@ -609,6 +630,18 @@ fn experiment(args: &ExperimentArgs) -> edge_ssl::Result<()> {
         // Given on the command line: relative to the working directory, not the spec.
         spec.backbone.library = Some(std::path::absolute(l).unwrap_or_else(|_| l.clone()));
     }
+    if let Some(seeds) = args.seeds.clone().filter(|s| !s.is_empty()) {
+        spec.seeds = seeds;
+    }
+    if let Some(algorithms) = &args.algorithms {
+        for a in algorithms {
+            edge_ssl::learner::Algorithm::parse_combination(a)?;
+        }
+        spec.algorithms = algorithms.clone();
+    }
+    if let Some(g) = args.gate {
+        (spec.protocol.gate, spec.protocol.ungated) = (g != GateRuns::Off, g != GateRuns::On);
+    }
     let cache = EmbeddingCache::new(&args.cache);
     let data = embed_spec(&spec, &cache, |what| {
         eprintln!("embedding {what} (cached after the first time)")
@@ -624,8 +657,7 @@ fn experiment(args: &ExperimentArgs) -> edge_ssl::Result<()> {
         spec.backbone.engine,
         t0.elapsed()
     );
-    let n_runs =
-        spec.seeds.len() * (2 + spec.algorithms.len() * if spec.protocol.gate { 2 } else { 1 });
+    let n_runs = spec.n_runs();
     let pb = bar(n_runs, "runs");
     let mut k = 0;
     let out = run_experiment(&spec, &data, |name, seed| {
@@ -640,13 +672,14 @@ fn experiment(args: &ExperimentArgs) -> edge_ssl::Result<()> {
     pb.finish_and_clear();
     println!("{} ({} seeds: {:?})", out.name, spec.seeds.len(), spec.seeds);
     println!(
-        "{:<26} {:>5} {:>16} {:>10} {:>10} {:>9} {:>9} {:>10} {:>10}",
+        "{:<26} {:>5} {:>16} {:>10} {:>10} {:>9} {:>10} {:>9} {:>10} {:>10}",
         "algorithm",
         "gate",
         "accuracy",
         "gap closed",
         "PL precis.",
         "coverage",
+        "prop. prec",
         "OOD AUROC",
         "OOD admit.",
         "samples/s"
@@ -661,7 +694,7 @@ fn experiment(args: &ExperimentArgs) -> edge_ssl::Result<()> {
         let (m, s) = r.accuracy();
         let baseline = r.algorithm == "supervised" || r.algorithm == "oracle";
         println!(
-            "{:<26} {:>5} {:>9.4} +- {:.3} {:>10} {:>10} {:>9} {:>9} {:>10} {:>10.0}",
+            "{:<26} {:>5} {:>9.4} +- {:.3} {:>10} {:>10} {:>9} {:>10} {:>9} {:>10} {:>10.0}",
             r.algorithm,
             if r.gate && !baseline {
                 "on"
@@ -675,12 +708,15 @@ fn experiment(args: &ExperimentArgs) -> edge_ssl::Result<()> {
             pct(out.gap_closed(r)),
             pct(r.pseudo_precision()),
             pct(r.pseudo_coverage()),
+            pct(r.precision_curves().1[3]),
             num(r.ood_auroc()),
             pct(r.admitted_ood_share()),
             r.samples_per_s()
         );
+        let (bank_curve, prop_curve) = r.precision_curves();
+        let curve = |c: [f64; 4]| c.map(json_num).join(", ");
         json.push_str(&format!(
-            "    {{\"algorithm\": {:?}, \"gate\": {}, \"accuracy_mean\": {}, \"accuracy_std\": {}, \"accuracies\": [{}], \"gap_closed\": {}, \"pseudo_label_precision\": {}, \"pseudo_label_coverage\": {}, \"ood_auroc\": {}, \"bank_ood_share\": {}, \"samples_per_s\": {}}}{}\n",
+            "    {{\"algorithm\": {:?}, \"gate\": {}, \"accuracy_mean\": {}, \"accuracy_std\": {}, \"accuracies\": [{}], \"gap_closed\": {}, \"pseudo_label_precision\": {}, \"pseudo_label_coverage\": {}, \"ood_auroc\": {}, \"bank_ood_share\": {}, \"samples_per_s\": {}, \"bank_precision_at_coverage\": [{}], \"propagated_precision_at_coverage\": [{}]}}{}\n",
             r.algorithm,
             r.gate && !baseline,
             json_num(m),
@@ -692,12 +728,14 @@ fn experiment(args: &ExperimentArgs) -> edge_ssl::Result<()> {
             json_num(r.ood_auroc()),
             json_num(r.admitted_ood_share()),
             json_num(r.samples_per_s()),
+            curve(bank_curve),
+            curve(prop_curve),
             if i + 1 < out.rows.len() { "," } else { "" }
         ));
     }
     json.push_str("  ]\n}\n");
     println!(
-        "gap closed = (acc - supervised) / (oracle - supervised) on mean accuracies; bank_ood_share in JSON = share of admitted pseudo-labels that were out of distribution"
+        "gap closed = (acc - supervised) / (oracle - supervised) on mean accuracies; bank_ood_share in JSON = share of admitted pseudo-labels that were out of distribution; prop. prec = precision of the propagated labels in the bank at the end (labelprop, comatch); JSON *_precision_at_coverage: precision of the bank's pseudo-labels ranked by teacher confidence / propagated weight, at 25/50/75/100% coverage"
     );
     if let Some(p) = &args.json {
         std::fs::write(p, json).map_err(|e| edge_ssl::Error::Io { path: p.clone(), source: e })?;

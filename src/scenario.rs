@@ -96,6 +96,52 @@ pub struct RunResult {
     pub out_scores: Vec<f32>,
     /// The gate threshold, if fitted.
     pub threshold: Option<f32>,
+    /// Precision of the bank's pseudo entries at the end of the stream, at coverage 25, 50,
+    /// 75 and 100% when ranked by the teacher's stored confidence: the calibration curve of the
+    /// pseudo-labels (out-of-distribution entries count as wrong). NaN where empty.
+    pub bank_precision: [f64; 4],
+    /// The same for the propagated labels of the last graph refresh, ranked by their weight
+    /// (all NaN without label propagation).
+    pub propagated_precision: [f64; 4],
+}
+
+/// Coverage points of [`RunResult::bank_precision`].
+pub const COVERAGE: [f64; 4] = [0.25, 0.5, 0.75, 1.0];
+
+fn embedding_key(x: &[f32]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    x.iter().for_each(|v| h.write_u32(v.to_bits()));
+    h.finish()
+}
+
+/// Precision among the top 25/50/75/100% of `(score, right)` by score.
+fn precision_at_coverage(mut v: Vec<(f32, bool)>) -> [f64; 4] {
+    v.sort_by(|a, b| b.0.total_cmp(&a.0));
+    COVERAGE.map(|c| {
+        let n = (c * v.len() as f64).round() as usize;
+        if n == 0 { f64::NAN } else { v[..n].iter().filter(|e| e.1).count() as f64 / n as f64 }
+    })
+}
+
+/// The calibration curves of the bank's pseudo entries and of their propagated labels.
+fn bank_curves(l: &crate::learner::Learner, stream: &Stream<'_>) -> ([f64; 4], [f64; 4]) {
+    let truth: std::collections::HashMap<u64, Option<u32>> =
+        stream.items.iter().map(|it| (embedding_key(it.x), it.truth)).collect();
+    let bank = l.bank();
+    let mut x = vec![0f32; stream.dim];
+    let (mut teacher, mut prop) = (Vec::new(), Vec::new());
+    for e in bank.iter().filter(|e| e.kind() == crate::bank::LabelKind::Pseudo) {
+        if e.embedding_into(&mut x).is_err() {
+            continue;
+        }
+        let t = truth.get(&embedding_key(&x)).copied().flatten();
+        teacher.push((e.confidence(), t == Some(e.label())));
+        if let Some((c, w)) = l.propagation().and_then(|p| p.target(bank, e.slot())) {
+            prop.push((w, t == Some(c)));
+        }
+    }
+    (precision_at_coverage(teacher), precision_at_coverage(prop))
 }
 
 fn test_accuracy(l: &mut crate::learner::Learner, s: &Stream<'_>) -> Result<f64> {
@@ -175,6 +221,7 @@ pub fn run_stream(
             progress(done);
         }
     }
+    let (bank_precision, propagated_precision) = bank_curves(&l, stream);
     let (mut in_scores, mut out_scores) = (Vec::new(), Vec::new());
     if l.gate_fitted() {
         for x in stream.test.chunks_exact(d) {
@@ -198,5 +245,7 @@ pub fn run_stream(
         in_scores,
         out_scores,
         threshold: l.gate_threshold(),
+        bank_precision,
+        propagated_precision,
     })
 }

@@ -138,6 +138,8 @@ eval_every = 350
         "\"ood_auroc\"",
         "\"bank_ood_share\"",
         "\"samples_per_s\"",
+        "\"bank_precision_at_coverage\"",
+        "\"propagated_precision_at_coverage\"",
     ] {
         assert!(j.contains(key), "missing {key} in {j}");
     }

@@ -27,6 +27,10 @@ fn small_params(seed: u64) -> LearnerParams {
         ..Default::default()
     });
     p.gate_warmup = 32;
+    // the default algorithm propagates labels over the bank: refresh it within these streams
+    p.propagation.pca_dim = 4;
+    p.propagation.neighbours = 5;
+    p.propagation.every = 25;
     p.seed = seed;
     p
 }
@@ -37,15 +41,15 @@ fn resumed_learner_continues_identically() {
 }
 
 #[test]
-fn resumed_graph_learners_continue_identically() {
+fn resumed_graph_and_aligned_learners_continue_identically() {
     for alg in [Algorithm::LabelProp, Algorithm::CoMatch] {
         let mut p = small_params(12);
         p.algorithm = alg;
-        p.propagation.pca_dim = 4;
-        p.propagation.neighbours = 5;
-        p.propagation.every = 25;
         resumes_identically(p, alg.name());
     }
+    let mut p = small_params(13);
+    p.distribution_alignment = Some(0.99);
+    resumes_identically(p, "aligned");
 }
 
 fn resumes_identically(p: LearnerParams, tag: &str) {

@@ -5,3 +5,4 @@ pub mod bank;
 pub mod gate;
 pub mod head;
 pub mod persist;
+pub mod propagate;

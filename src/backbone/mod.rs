@@ -384,6 +384,12 @@ impl Input<'_> {
     }
 }
 
+/// The instruction-set features tract detected on this CPU and dispatches its kernels on (e.g.
+/// `IsaSet(Aarch64)`, `IsaSet(X86_64 | Avx2 | Fma ...)`), as tract prints them.
+pub fn cpu_features() -> String {
+    tract::cpu_features()
+}
+
 /// The engine behind a [`Backbone`].
 enum Runner {
     Tract(tract::TractRunner),
@@ -530,6 +536,18 @@ impl Backbone {
     /// Largest number of samples per call.
     pub fn batch(&self) -> usize {
         self.spec.batch
+    }
+
+    /// The names of the matrix-multiplication kernels tract picked for this model on this CPU
+    /// (e.g. `arm64simd_mmm_f32_16x4_a53`, `avx2_mmm_i32_8x8`), sorted, without duplicates.
+    /// With [`cpu_features`], this tells which SIMD code a board really runs. Empty for the
+    /// onnxruntime engine, which does not expose its kernel choice.
+    pub fn kernels(&self) -> Vec<String> {
+        match &self.runner {
+            Runner::Tract(r) => r.kernels(),
+            #[cfg(feature = "onnxruntime")]
+            Runner::OnnxRuntime(_) => Vec::new(),
+        }
     }
 
     /// Embeds `n` samples (`1 <= n <= batch`) into `embeddings` (`n * D` values).

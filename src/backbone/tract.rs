@@ -19,6 +19,11 @@ pub(super) struct TractRunner {
     executor: tract_linalg::multithread::Executor,
 }
 
+/// The instruction-set features tract detected on this CPU and dispatches its kernels on.
+pub(super) fn cpu_features() -> String {
+    format!("{:?}", tract_linalg::isa::native())
+}
+
 fn one_line(e: &TractError) -> String {
     format!("{e:#}").replace('\n', " ")
 }
@@ -65,6 +70,21 @@ fn executor(threads: usize) -> Result<tract_linalg::multithread::Executor> {
 }
 
 impl TractRunner {
+    /// The names of the matrix-multiplication kernels tract picked, sorted, without duplicates.
+    pub(super) fn kernels(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .state
+            .model()
+            .nodes()
+            .iter()
+            .filter_map(|n| n.op_as::<tract_onnx::tract_core::ops::matmul::optimized::OptMatMul>())
+            .flat_map(|op| op.mmm.iter().map(|k| k.name().to_string()))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     pub(super) fn build(
         mut bytes: &[u8],
         spec: &BackboneSpec,

@@ -28,7 +28,9 @@
 //! | [`mixmatch`] | MixMatch label guessing and unlabeled loss |
 //! | [`temporal`] | temporal ensembling targets |
 //! | [`infonce`] | InfoNCE over a queue of negatives (MoCo) |
+//! | [`align`] | distribution alignment of the teacher's probabilities (ReMixMatch) |
 
+pub mod align;
 pub mod divergence;
 mod errors;
 pub mod fixmatch;

@@ -1,0 +1,56 @@
+//! Label propagation over the bank: one refresh (PCA of the bank, kNN graph, propagation,
+//! read-out) of a full bank of 4096 entries, 10 classes, at d in {128, 1280}, with the default
+//! parameters (PCA-128 whitened, k = 10, covariance from 1024 rows, 20 iterations).
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, criterion_group};
+use edge_ssl::bank::{Bank, BankParams};
+use edge_ssl::gate::Admitted;
+use edge_ssl::propagate::PropagationParams;
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+/// A full bank of clustered embeddings: 10 class centres plus noise, 1 in 20 entries given.
+fn full_bank(d: usize, rng: &mut StdRng) -> Bank {
+    let centres: Vec<Vec<f32>> =
+        (0..10).map(|_| (0..d).map(|_| rng.random_range(-1.0..1.0)).collect()).collect();
+    let mut bank = BankParams::new(4096, d, 10).build().unwrap();
+    for i in 0..4096u32 {
+        let c = (i % 10) as usize;
+        let x: Vec<f32> = centres[c].iter().map(|m| m + rng.random_range(-1.5..1.5)).collect();
+        if i % 20 == 0 {
+            bank.insert_given(&x, c as u32, rng).unwrap();
+        } else {
+            bank.insert_pseudo(Admitted::ungated(&x), c as u32, 0.9, rng).unwrap();
+        }
+    }
+    bank
+}
+
+fn refresh(c: &mut Criterion) {
+    let mut g = c.benchmark_group("propagate/refresh");
+    g.sample_size(10);
+    for d in [128, 1280] {
+        let mut rng = StdRng::seed_from_u64(0);
+        let bank = full_bank(d, &mut rng);
+        let mut prop = PropagationParams::default().build(4096, d, 10).unwrap();
+        g.bench_with_input(BenchmarkId::new("n4096", format!("d{d}")), &d, |b, _| {
+            b.iter(|| {
+                black_box(
+                    prop.refresh(&bank, |x, p| {
+                        // a cheap stand-in teacher: softmax of the first 10 components
+                        let m = x[..10].iter().fold(f32::MIN, |a, &v| a.max(v));
+                        p.iter_mut().zip(&x[..10]).for_each(|(p, v)| *p = (v - m).exp());
+                        let s: f32 = p.iter().sum();
+                        p.iter_mut().for_each(|p| *p /= s);
+                        Ok(())
+                    })
+                    .unwrap(),
+                )
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, refresh);

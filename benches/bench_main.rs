@@ -12,4 +12,5 @@ criterion_main! {
     benchmarks::gate::benches,
     benchmarks::persist::benches,
     benchmarks::propagate::benches,
+    benchmarks::learner::benches,
 }

@@ -13,4 +13,5 @@ criterion_main! {
     benchmarks::persist::benches,
     benchmarks::propagate::benches,
     benchmarks::learner::benches,
+    benchmarks::backbone_cpu::benches,
 }

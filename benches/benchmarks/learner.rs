@@ -14,9 +14,8 @@
 //! - `learner/device/int8/size112`: `Device::observe` of a 112x112 frame: resize (identity),
 //!   backbone pass and the learner step.
 //!
-//! Time is the bench thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), not wall-clock time: on a
-//! shared machine other processes stretch wall-clock time but not the CPU time this thread
-//! uses (tract runs single-threaded here). Cache and memory-bandwidth contention still show.
+//! Time is the bench thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`, see `cpu_time.rs`), not wall
+//! time, so the ratios hold on a shared, loaded machine.
 //!
 //! Every learner is warmed past the gate fit and a full bank before it is measured (several
 //! thousand steps, ~10-40 s per learner); in criterion's test mode (`cargo test --benches`, no
@@ -25,9 +24,7 @@
 
 use std::hint::black_box;
 
-use std::time::Duration;
-
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::measurement::WallTime;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use edge_ssl::data::image::Geometry;
 use edge_ssl::device::{Device, Frame};
@@ -35,45 +32,12 @@ use edge_ssl::learner::{Algorithm, Learner, LearnerParams};
 use edge_ssl::{Backbone, BackboneSpec, Input, models};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
+use super::cpu_time::ThreadCpuTime;
+
 const D: usize = 1280;
 const K: usize = 10;
 /// Distinct stream samples, cycled through by the measured iterations.
 const POOL: usize = 1024;
-
-/// CPU time of the calling thread, as a criterion measurement (formatted like wall time).
-pub struct ThreadCpuTime(WallTime);
-
-fn thread_cpu_now() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant Linux knows.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-impl Measurement for ThreadCpuTime {
-    type Intermediate = Duration;
-    type Value = Duration;
-
-    fn start(&self) -> Duration {
-        thread_cpu_now()
-    }
-    fn end(&self, start: Duration) -> Duration {
-        thread_cpu_now().saturating_sub(start)
-    }
-    fn add(&self, a: &Duration, b: &Duration) -> Duration {
-        *a + *b
-    }
-    fn zero(&self) -> Duration {
-        Duration::ZERO
-    }
-    fn to_f64(&self, v: &Duration) -> f64 {
-        v.as_nanos() as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        self.0.formatter()
-    }
-}
 
 /// True under `cargo bench` (criterion gets `--bench`), false in `cargo test --benches`.
 fn full_run() -> bool {

@@ -18,7 +18,7 @@ limit (the kernels tract has for both types on x86_64), AVX-512 is noted when th
 Usage:
   python3 benches/peers/macs.py                # MACs and ms at peak for the shipped models
   python3 benches/peers/macs.py --measured     # also the latencies saved by
-                                               # `cargo bench --bench bench_main -- backbone`
+                                               # `cargo bench --bench bench_main -- backbone_cpu`
 Needs numpy and onnx (optional tooling; nothing in the build runs it).
 """
 from __future__ import annotations
@@ -144,12 +144,14 @@ def shape_of_dequantized(g, name, shapes):
 
 
 def measured(group, function, value):
-    """Criterion's mean estimate in ms, or None."""
-    p = os.path.join(CRITERION, group, function, value, "new", "estimates.json")
-    if not os.path.exists(p):
-        return None
-    with open(p) as f:
-        return json.load(f)["mean"]["point_estimate"] / 1e6
+    """Criterion's median estimate in ms from the thread-CPU-time bench `backbone_cpu/<group>`,
+    else from the wall-clock bench `backbone/<group>`, or None."""
+    for g in (f"backbone_cpu_{group}", f"backbone_{group}"):
+        p = os.path.join(CRITERION, g, function, value, "new", "estimates.json")
+        if os.path.exists(p):
+            with open(p) as f:
+                return json.load(f)["median"]["point_estimate"] / 1e6
+    return None
 
 
 def main():
@@ -171,6 +173,7 @@ def main():
     rows = [
         ("camera", "int8", os.path.join(MODELS, "efficientnet-lite0-int8.onnx"), i8_mac),
         ("camera", "f32", os.path.join(build, "efficientnet-lite0-f32.onnx"), f32_mac),
+        ("camera", "pw-int8", os.path.join(build, "efficientnet-lite0-pw-int8.onnx"), i8_mac),
     ]
     print()
     print("| model | input | batch | MMACs (embedding) | at peak | measured (tract, 1 thread) | measured / peak |")
@@ -183,7 +186,7 @@ def main():
             for batch in (1, 8):
                 need, every = macs(path, [batch, size, size, 3])
                 at_peak = need / (rate * ghz * 1e9) * 1e3
-                t = measured("backbone_camera", dt, f"size{size}_batch{batch}") if a.measured else None
+                t = measured("camera", dt, f"size{size}_batch{batch}") if a.measured else None
                 tm = f"{t:.2f} ms" if t else "-"
                 ratio = f"{t / at_peak:.1f}x" if t else "-"
                 print(f"| EfficientNet-Lite0 {dt} | {size}x{size} | {batch} | {need / 1e6:.1f} "
@@ -193,7 +196,7 @@ def main():
         for batch in (1, 8):
             need, _ = macs(os.path.join(MODELS, fname), [batch, 128, 6])
             at_peak = need / (rate * ghz * 1e9) * 1e3
-            t = measured("backbone_sensor", dt, f"batch{batch}") if a.measured else None
+            t = measured("sensor", dt, f"batch{batch}") if a.measured else None
             tm = f"{t:.3f} ms" if t else "-"
             ratio = f"{t / at_peak:.0f}x" if t else "-"
             print(f"| MiniRocket IMU {dt} | 128x6 | {batch} | {need / 1e6:.2f} | {at_peak:.4f} ms "

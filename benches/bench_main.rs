@@ -14,4 +14,5 @@ criterion_main! {
     benchmarks::propagate::benches,
     benchmarks::learner::benches,
     benchmarks::backbone_cpu::benches,
+    benchmarks::threads::benches,
 }

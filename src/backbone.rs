@@ -524,6 +524,22 @@ impl Backbone {
     }
 }
 
+/// Runs tract's matrix products of every later backbone pass on `n` threads (a process-wide
+/// rayon pool; `n = 1` returns to tract's single-threaded default). Only with the `multithread`
+/// cargo feature (tract-linalg's `multithread-mm`). Small products stay on the calling thread.
+///
+/// # Errors
+/// [`Error::InvalidParam`] for `n == 0`.
+#[cfg(feature = "multithread")]
+pub fn set_threads(n: usize) -> Result<()> {
+    use tract_linalg::multithread::{Executor, set_default_executor};
+    if n == 0 {
+        return Err(Error::InvalidParam { name: "threads", reason: "must be >= 1".into() });
+    }
+    set_default_executor(if n == 1 { Executor::SingleThread } else { Executor::multithread(n) });
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -547,6 +563,12 @@ mod tests {
             Backbone::from_bytes(b"definitely not an onnx model", BackboneSpec::minirocket_imu(1))
                 .unwrap_err();
         assert!(matches!(e, Error::ModelRejected { .. }), "{e}");
+    }
+
+    #[cfg(feature = "multithread")]
+    #[test]
+    fn threads_must_be_at_least_one() {
+        assert!(matches!(set_threads(0), Err(Error::InvalidParam { name: "threads", .. })));
     }
 
     #[test]

@@ -9,3 +9,4 @@ pub mod head;
 pub mod learner;
 pub mod persist;
 pub mod propagate;
+pub mod threads;

@@ -12,4 +12,6 @@ criterion_main! {
     benchmarks::gate::benches,
     benchmarks::persist::benches,
     benchmarks::propagate::benches,
+    benchmarks::learner::benches,
+    benchmarks::backbone_cpu::benches,
 }

@@ -1,0 +1,165 @@
+//! The learner's cost per sample, next to one backbone pass (goal 1 of the performance issue:
+//! everything in an unlabeled `observe` except backbone passes <= 5% of one backbone pass).
+//!
+//! - `learner/observe/<algorithm>/d1280`: one `Learner::observe` on a synthetic 1280-d
+//!   embedding stream with `LearnerParams::new(1280, 10)` (FlexMatch, OOD gate, bank 4096, replay
+//!   16 given + 112 admitted rows per step): gate score, teacher pseudo-label, bank insert
+//!   (eviction), one replay step (teacher forward, embedding-space strong view, student forward
+//!   and backward, SGD, EMA). `labelprop` includes its graph refresh every 500 samples, amortized
+//!   over the iterations (the refresh alone: `propagate/refresh`). `flexmatch-noview` is the
+//!   default with the strong view switched off (noise 0, dropout 0): the difference is what the
+//!   embedding-space view costs.
+//! - `learner/backbone/int8/size112`: one `Backbone::embed` of the default camera model (int8
+//!   EfficientNet-Lite0, 112x112, batch 1), measured in the same run as the learner step.
+//! - `learner/device/int8/size112`: `Device::observe` of a 112x112 frame: resize (identity),
+//!   backbone pass and the learner step.
+//!
+//! Time is the bench thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`, see `cpu_time.rs`), not wall
+//! time, so the ratios hold on a shared, loaded machine.
+//!
+//! Every learner is warmed past the gate fit and a full bank before it is measured (several
+//! thousand steps, ~10-40 s per learner); in criterion's test mode (`cargo test --benches`, no
+//! `--bench` argument) only past the gate fit, so the smoke test stays cheap.
+//! `python3 benches/peers/ratios.py` prints the ratios from criterion's saved estimates.
+
+use std::hint::black_box;
+
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
+use edge_ssl::data::image::Geometry;
+use edge_ssl::device::{Device, Frame};
+use edge_ssl::learner::{Algorithm, Learner, LearnerParams};
+use edge_ssl::{Backbone, BackboneSpec, Input, models};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+use super::cpu_time::ThreadCpuTime;
+
+const D: usize = 1280;
+const K: usize = 10;
+/// Distinct stream samples, cycled through by the measured iterations.
+const POOL: usize = 1024;
+
+/// True under `cargo bench` (criterion gets `--bench`), false in `cargo test --benches`.
+fn full_run() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// A synthetic embedding stream: `K` class centres in `[0, 1]^D` plus uniform noise, clipped
+/// at 0 like a pooled ReLU6 embedding; one sample in ten is a low-norm "strange" input.
+struct Stream {
+    centres: Vec<f32>,
+    rng: StdRng,
+}
+
+impl Stream {
+    fn new(seed: u64) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let centres = (0..K * D).map(|_| rng.random::<f32>()).collect();
+        Stream { centres, rng }
+    }
+
+    fn sample(&mut self, class: Option<usize>) -> Vec<f32> {
+        let centre = &self.centres[class.unwrap_or(0) * D..][..D];
+        let scale = if class.is_some() { 1.0 } else { 0.2 };
+        centre.iter().map(|m| scale * (m + self.rng.random_range(-0.3..0.3f32)).max(0.0)).collect()
+    }
+
+    fn unlabeled(&mut self) -> Vec<f32> {
+        let c = self.rng.random_range(0..K);
+        let strange = self.rng.random_bool(0.1);
+        self.sample((!strange).then_some(c))
+    }
+}
+
+/// 10 labels per class, then enough unlabeled samples to fit the gate (512) and, in a full
+/// run, fill the bank (4096 entries; ~87% of the stream is admitted).
+fn warm(learner: &mut Learner, stream: &mut Stream) {
+    for i in 0..10 * K {
+        learner.observe_labeled(&stream.sample(Some(i % K)), (i % K) as u32).unwrap();
+    }
+    let n = if full_run() { 5200 } else { 520 };
+    for _ in 0..n {
+        learner.observe(&stream.unlabeled()).unwrap();
+    }
+    assert!(learner.gate_fitted());
+    if full_run() {
+        assert!(learner.bank().is_full(), "bank full");
+    }
+}
+
+fn observe(c: &mut Criterion<ThreadCpuTime>) {
+    let mut g = c.benchmark_group("learner/observe");
+    g.sample_size(20);
+    g.throughput(Throughput::Elements(1));
+    let mut noview = LearnerParams::new(D, K);
+    noview.strong_view.noise = 0.0;
+    noview.strong_view.dropout = 0.0;
+    let mut labelprop = LearnerParams::new(D, K);
+    labelprop.algorithm = Algorithm::LabelProp;
+    for (name, p) in [
+        ("flexmatch", LearnerParams::new(D, K)),
+        ("flexmatch-noview", noview),
+        ("labelprop", labelprop),
+    ] {
+        // Warmed on first use: criterion calls the closure only when the filter selects it.
+        let mut state = None;
+        let mut i = 0;
+        g.bench_function(BenchmarkId::new(name, format!("d{D}")), |b| {
+            let (learner, pool) = state.get_or_insert_with(|| {
+                let mut stream = Stream::new(1);
+                let mut learner = p.build().unwrap();
+                warm(&mut learner, &mut stream);
+                let pool: Vec<Vec<f32>> = (0..POOL).map(|_| stream.unlabeled()).collect();
+                (learner, pool)
+            });
+            b.iter(|| {
+                i = (i + 1) % POOL;
+                black_box(learner.observe(black_box(&pool[i])).unwrap())
+            })
+        });
+    }
+    g.finish();
+}
+
+fn pseudo_random_bytes(n: usize) -> Vec<u8> {
+    let mut rng = StdRng::seed_from_u64(3);
+    (0..n).map(|_| rng.random()).collect()
+}
+
+fn with_backbone(c: &mut Criterion<ThreadCpuTime>) {
+    let size = 112;
+    let frame = pseudo_random_bytes(size * size * 3);
+    let mut g = c.benchmark_group("learner");
+    g.sample_size(20);
+    g.throughput(Throughput::Elements(1));
+    let spec = BackboneSpec::efficientnet_lite0(size, 1);
+    let load = || Backbone::load(models::CAMERA_INT8, spec.clone()).expect("shipped model loads");
+    let mut backbone = None;
+    g.bench_function(BenchmarkId::new("backbone/int8", format!("size{size}")), |b| {
+        let (bb, out) = backbone.get_or_insert_with(|| {
+            let bb = load();
+            let out = vec![0.0; bb.embedding_dim()];
+            (bb, out)
+        });
+        b.iter(|| bb.embed(Input::U8(black_box(&frame)), black_box(out)).unwrap())
+    });
+    let geometry = Geometry { height: size, width: size, channels: 3 };
+    let mut device = None;
+    g.bench_function(BenchmarkId::new("device/int8", format!("size{size}")), |b| {
+        let device = device.get_or_insert_with(|| {
+            let mut device = Device::new(load(), &LearnerParams::new(D, K)).unwrap();
+            warm(device.learner_mut(), &mut Stream::new(1));
+            device
+        });
+        b.iter(|| {
+            black_box(device.observe(Frame::Image { pixels: black_box(&frame), geometry }).unwrap())
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(ThreadCpuTime(WallTime));
+    targets = observe, with_backbone
+}

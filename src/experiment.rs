@@ -30,6 +30,10 @@
 //! stream_len = 5000      # unlabeled samples from the pool, excluding the labelled ones
 //! ood_fraction = 0.3     # share of the stream replaced by ood_x samples (0 if absent)
 //! gate = true            # run each SSL algorithm with the gate, and also without it
+//!
+//! [learner]              # optional overrides of the defaults, for every run (baselines too)
+//! weight_decay = 5e-2    # also: learning_rate, hidden, neighbours, pca_dim,
+//!                        # propagation_alpha, refresh_every, distribution_alignment
 //! ```
 //!
 //! Per seed: `labels_per_class` labelled samples per class are drawn from the pool, the stream is
@@ -155,6 +159,60 @@ fn default_eval() -> usize {
     1000
 }
 
+/// `[learner]` of a spec: overrides of [`LearnerParams::new`]'s defaults, applied to every run of
+/// the spec, the two baselines included, so that rows stay paired. Every key is optional; an
+/// absent key keeps the library default.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LearnerSection {
+    /// SGD weight decay ([`crate::head::optim::SgdParams::weight_decay`]; default 5e-2).
+    pub weight_decay: Option<f32>,
+    /// SGD learning rate (default 0.03).
+    pub learning_rate: Option<f32>,
+    /// Hidden width of an MLP head; 0 for the linear head (default).
+    pub hidden: Option<usize>,
+    /// Neighbours per bank entry in the propagation graph (default 10).
+    pub neighbours: Option<usize>,
+    /// PCA dimension of the propagation graph (default 128).
+    pub pca_dim: Option<usize>,
+    /// Propagation weight alpha (default 0.9).
+    pub propagation_alpha: Option<f32>,
+    /// Unlabeled samples between graph refreshes (default 500).
+    pub refresh_every: Option<u64>,
+    /// Distribution alignment with this momentum (default off).
+    pub distribution_alignment: Option<f32>,
+}
+
+impl LearnerSection {
+    /// Applies the overrides to `p`.
+    pub fn apply(&self, p: &mut LearnerParams) {
+        if let Some(v) = self.weight_decay {
+            p.sgd.weight_decay = v;
+        }
+        if let Some(v) = self.learning_rate {
+            p.sgd.lr = v;
+        }
+        if let Some(v) = self.hidden {
+            p.hidden = v;
+        }
+        if let Some(v) = self.neighbours {
+            p.propagation.neighbours = v;
+        }
+        if let Some(v) = self.pca_dim {
+            p.propagation.pca_dim = v;
+        }
+        if let Some(v) = self.propagation_alpha {
+            p.propagation.alpha = v;
+        }
+        if let Some(v) = self.refresh_every {
+            p.propagation.every = v;
+        }
+        if self.distribution_alignment.is_some() {
+            p.distribution_alignment = self.distribution_alignment;
+        }
+    }
+}
+
 /// An experiment spec (see the module docs for the format).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -171,6 +229,9 @@ pub struct Spec {
     pub data: DataSection,
     /// The protocol.
     pub protocol: ProtocolSection,
+    /// Learner overrides (optional section).
+    #[serde(default)]
+    pub learner: LearnerSection,
     /// The folder paths are relative to (the spec file's folder).
     #[serde(skip)]
     pub base: PathBuf,
@@ -217,6 +278,10 @@ impl Spec {
         if spec.protocol.labels_per_class == 0 || spec.protocol.stream_len == 0 {
             return Err(bad("labels_per_class and stream_len must be >= 1".into()));
         }
+        // Out-of-range overrides fail here, before any embedding, with the parameter's name.
+        let mut probe = LearnerParams::new(16, 2);
+        spec.learner.apply(&mut probe);
+        probe.build().map_err(|e| bad(format!("[learner]: {e}")))?;
         Ok(spec)
     }
 
@@ -550,6 +615,7 @@ pub fn run(spec: &Spec, data: &Embedded, mut progress: impl FnMut(&str, u64)) ->
             lp.algorithm = *main;
             lp.extra = extra.clone();
             lp.seed = seed;
+            spec.learner.apply(&mut lp);
             if !gate {
                 lp.gate = None;
             }
@@ -557,4 +623,52 @@ pub fn run(spec: &Spec, data: &Embedded, mut progress: impl FnMut(&str, u64)) ->
         }
     }
     Ok(Outcome { name: spec.name.clone(), rows })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+name = "t"
+seeds = [1]
+algorithms = ["labelprop"]
+[backbone]
+model = "m.onnx"
+input = "sensor"
+[data]
+format = "npy"
+[protocol]
+"#;
+
+    fn parse(extra: &str) -> Result<Spec> {
+        Spec::parse(&format!("{BASE}{extra}"), Path::new("."), Path::new("t.toml"))
+    }
+
+    #[test]
+    fn learner_overrides_apply_to_the_params() {
+        let spec = parse("[learner]\nweight_decay = 5e-3\nneighbours = 20\nhidden = 64\n").unwrap();
+        let mut p = LearnerParams::new(32, 4);
+        let before = p.clone();
+        spec.learner.apply(&mut p);
+        assert_eq!(p.sgd.weight_decay, 5e-3);
+        assert_eq!(p.propagation.neighbours, 20);
+        assert_eq!(p.hidden, 64);
+        assert_eq!(p.sgd.lr, before.sgd.lr, "absent keys keep the defaults");
+        assert_eq!(p.propagation.alpha, before.propagation.alpha);
+        assert_eq!(parse("").unwrap().learner, LearnerSection::default());
+    }
+
+    #[test]
+    fn bad_learner_overrides_are_named_errors() {
+        for (extra, want) in [
+            ("[learner]\nweight_decay = -1.0\n", "weight"),
+            ("[learner]\npropagation_alpha = 1.5\n", "alpha"),
+            ("[learner]\nneighbours = 0\n", "neighbours"),
+            ("[learner]\nmomentum = 0.5\n", "unknown field"),
+        ] {
+            let e = parse(extra).unwrap_err().to_string();
+            assert!(e.contains("t.toml") && e.to_lowercase().contains(want), "{extra}: {e}");
+        }
+    }
 }

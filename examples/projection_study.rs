@@ -13,7 +13,8 @@
 //!   (replicated here: same row stride, same subspace iterations); head: the raw 1280-d
 //!   embedding (the learner's input); gate: PCA-16 of the raw embedding (the learner's gate).
 //! - `pcaw128`, `pcaw64`, `pcaw16`: the whitened PCA map to 128/64/16 dims used for every
-//!   metric (the starting point of the `pca`-initialised projections).
+//!   metric (the starting point of the `pca`-initialised projections). `pcaw128-mixfit`: the
+//!   same map fitted on labelled + the ood30 stream (30% digits) instead of the clean stream.
 //! - `g{d}-{init}-t{T}`: a linear `d x 1280` map trained by MoCo-style InfoNCE between two
 //!   strong embedding-space views (`LearnerParams::strong_view`: noise 0.1 x RMS, dropout 0.1)
 //!   of the same stream sample: query `g(view1)`, key = a momentum copy `g'(view2)` (momentum
@@ -625,7 +626,7 @@ fn main() -> Result<()> {
 
     // results[space][metric][seed]
     let mut names: Vec<String> = vec!["raw".into(), "raw-exact".into()];
-    names.extend(["pcaw128", "pcaw64", "pcaw16"].map(String::from));
+    names.extend(["pcaw128", "pcaw128-mixfit", "pcaw64", "pcaw16"].map(String::from));
     names.extend(variants.iter().map(|v| v.name.clone()));
     let mut res: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); METRICS.len()]; names.len()];
     let mut cost: Vec<(f64, f64, f32, f32)> = vec![(0.0, 0.0, 0.0, 0.0); variants.len()];
@@ -716,6 +717,13 @@ fn main() -> Result<()> {
                 g[0], g[1], g[2], h[0], h[1], a[0], a[1], a[2], ex[0], ex[1]
             );
             eval_space("pcaw128", &pr, &mut record)?;
+        }
+        {
+            // the whitening fitted on labelled + the ood30 stream (30% digits), as a learner
+            // would fit it on a contaminated bank
+            let mixed_bank: Vec<f32> = raw.lab.iter().chain(&raw.mixed).copied().collect();
+            let pr = Rows::mapped(&fit_pcaw(&mixed_bank, dd, 128), &raw);
+            eval_space("pcaw128-mixfit", &pr, &mut record)?;
         }
         for p in [64, 16] {
             let pr = Rows::mapped(&pcaw.truncate(p), &raw);

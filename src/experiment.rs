@@ -33,7 +33,8 @@
 //!
 //! [learner]              # optional overrides of the defaults, for every run (baselines too)
 //! weight_decay = 5e-2    # also: learning_rate, hidden, neighbours, pca_dim,
-//!                        # propagation_alpha, refresh_every, distribution_alignment
+//!                        # propagation_alpha, refresh_every, distribution_alignment,
+//!                        # temperature_scaling
 //! ```
 //!
 //! Per seed: `labels_per_class` labelled samples per class are drawn from the pool, the stream is
@@ -181,6 +182,9 @@ pub struct LearnerSection {
     pub refresh_every: Option<u64>,
     /// Distribution alignment with this momentum (default off).
     pub distribution_alignment: Option<f32>,
+    /// Temperature scaling of the teacher, refitted every this many unlabeled samples
+    /// (default off; [`LearnerParams::temperature_scaling`]).
+    pub temperature_scaling: Option<u64>,
 }
 
 impl LearnerSection {
@@ -209,6 +213,9 @@ impl LearnerSection {
         }
         if self.distribution_alignment.is_some() {
             p.distribution_alignment = self.distribution_alignment;
+        }
+        if self.temperature_scaling.is_some() {
+            p.temperature_scaling = self.temperature_scaling;
         }
     }
 }

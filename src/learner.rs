@@ -76,7 +76,9 @@ use crate::objective::fixmatch::{
 };
 use crate::objective::mixmatch::{MixMatch, MixMatchParams};
 use crate::objective::mixup::mix_rows_into;
-use crate::objective::softmax::{CrossEntropy, CrossEntropyParams, one_hot_into, softmax_into};
+use crate::objective::softmax::{
+    CrossEntropy, CrossEntropyParams, fit_temperature, one_hot_into, softmax_into,
+};
 use crate::objective::uda::{Uda, UdaParams};
 use crate::persist::{Dims, SectionId, StateFile, StateWriter};
 use crate::propagate::{Propagation, PropagationParams};
@@ -248,6 +250,15 @@ pub struct LearnerParams {
     /// running class distribution; `None` (default) leaves them as they are. Not applied to
     /// MixMatch's guesses.
     pub distribution_alignment: Option<f32>,
+    /// Temperature scaling of the teacher (Guo et al. 2017): every this many unlabeled samples,
+    /// the temperature `T` that best fits the teacher's logits on the bank's given entries
+    /// ([`crate::objective::softmax::fit_temperature`]) divides its logits wherever its
+    /// probabilities are used: pseudo-labels and their confidences, the unlabeled losses'
+    /// targets and masks, the graph's start labels, and [`Learner::predict`]'s confidence.
+    /// `None` (default): `T = 1`. Fitted on the data the head trains on, so it measures how
+    /// (over- or under-) confident the teacher is on its own training labels; see
+    /// EVALUATION.md for what that does to pseudo-labels.
+    pub temperature_scaling: Option<u64>,
     /// The OOD gate; `None` admits every sample. Default: PCA-16, tied covariance, OAS, 95%.
     pub gate: Option<GateParams>,
     /// Unlabeled samples collected before the gate is fitted. Default 512.
@@ -297,6 +308,7 @@ impl LearnerParams {
             propagation_weight: 1.0,
             comatch_alpha: 0.9,
             distribution_alignment: None,
+            temperature_scaling: None,
             gate: Some(GateParams { projection: Projection::Pca(16), ..GateParams::default() }),
             gate_warmup: 512,
             seed: 0,
@@ -348,6 +360,12 @@ impl LearnerParams {
             return Err(Error::InvalidParam {
                 name: "propagation_weight",
                 reason: format!("{} must be finite and >= 0", p.propagation_weight),
+            });
+        }
+        if p.temperature_scaling == Some(0) {
+            return Err(Error::InvalidParam {
+                name: "temperature_scaling",
+                reason: "the refit interval must be >= 1".into(),
             });
         }
         if p.checkpoint.as_ref().is_some_and(|c| c.every == 0) {
@@ -424,6 +442,15 @@ impl LearnerParams {
             align,
             warmup: vec![0.0; warmup_cap * d],
             warmup_len: 0,
+            temperature: 1.0,
+            calib: p
+                .temperature_scaling
+                .map(|_| Calibration {
+                    logits: vec![0.0; p.bank_capacity * k],
+                    labels: vec![0; p.bank_capacity],
+                    row: vec![0.0; d],
+                })
+                .unwrap_or_default(),
             counters: Counters::default(),
             s: Scratch::new(d, k, nl, nu, p.algorithm == Algorithm::MixMatch, graph),
             p,
@@ -658,8 +685,19 @@ pub struct Learner {
     align: Option<DistributionAlignment>,
     warmup: Vec<f32>,
     warmup_len: usize,
+    /// The teacher's temperature (1 unless [`LearnerParams::temperature_scaling`]).
+    temperature: f32,
+    calib: Calibration,
     counters: Counters,
     s: Scratch,
+}
+
+/// Buffers of the temperature fit, allocated for the bank's capacity (empty when off).
+#[derive(Debug, Default)]
+struct Calibration {
+    logits: Vec<f32>,
+    labels: Vec<u32>,
+    row: Vec<f32>,
 }
 
 impl std::fmt::Debug for Learner {
@@ -886,6 +924,11 @@ impl Learner {
             features_into(xs, scale, &mut s.pending_strong);
         }
         self.s.pending = pending;
+        if let Some(every) = self.p.temperature_scaling
+            && self.counters.unlabeled.is_multiple_of(every)
+        {
+            self.refit_temperature()?;
+        }
         if let Some(every) = self.prop.as_ref().map(|p| p.params().every)
             && self.counters.unlabeled.is_multiple_of(every)
         {
@@ -915,7 +958,7 @@ impl Learner {
         let s = &mut self.s;
         features_into(x, self.p.feature_scale, &mut s.one);
         self.teacher.forward_into(&s.one, &mut s.one_logits)?;
-        softmax_into(&s.one_logits, self.p.n_classes, 1.0, &mut s.one_probs)?;
+        softmax_into(&s.one_logits, self.p.n_classes, self.temperature, &mut s.one_probs)?;
         Ok(argmax(&s.one_probs))
     }
 
@@ -938,13 +981,36 @@ impl Learner {
     fn refresh_propagation(&mut self) -> Result<()> {
         let Some(prop) = &mut self.prop else { return Ok(()) };
         let (teacher, s) = (&mut self.teacher, &mut self.s);
-        let (scale, k) = (self.p.feature_scale, self.p.n_classes);
+        let (scale, k, t) = (self.p.feature_scale, self.p.n_classes, self.temperature);
         prop.refresh(&self.bank, |x, probs| {
             features_into(x, scale, &mut s.one);
             teacher.forward_into(&s.one, &mut s.one_logits)?;
-            softmax_into(&s.one_logits, k, 1.0, probs)
+            softmax_into(&s.one_logits, k, t, probs)
         })?;
         Ok(())
+    }
+
+    /// Refits the teacher's temperature on the bank's given entries (allocation-free).
+    fn refit_temperature(&mut self) -> Result<()> {
+        let (scale, k) = (self.p.feature_scale, self.p.n_classes);
+        let (c, s) = (&mut self.calib, &mut self.s);
+        let mut n = 0;
+        for e in self.bank.iter().filter(|e| e.kind() == LabelKind::Given) {
+            e.embedding_into(&mut c.row)?;
+            features_into(&c.row, scale, &mut s.one);
+            self.teacher.forward_into(&s.one, &mut c.logits[n * k..(n + 1) * k])?;
+            c.labels[n] = e.label();
+            n += 1;
+        }
+        if n > 0 {
+            self.temperature = fit_temperature(&c.logits[..n * k], &c.labels[..n], k)?;
+        }
+        Ok(())
+    }
+
+    /// The teacher's temperature: 1, or the last fit of [`LearnerParams::temperature_scaling`].
+    pub fn temperature(&self) -> f32 {
+        self.temperature
     }
 
     /// Fits the gate once the warm-up buffer is full and every class has a given label.
@@ -1039,7 +1105,7 @@ impl Learner {
                 s.xu[..d].copy_from_slice(&s.pending_weak);
             }
             self.teacher.forward_into(&s.xu, &mut s.logits_t)?;
-            softmax_into(&s.logits_t, k, 1.0, &mut s.probs_t)?;
+            softmax_into(&s.logits_t, k, self.temperature, &mut s.probs_t)?;
             if let Some(da) = &mut self.align {
                 da.align(&mut s.probs_t)?;
             }
@@ -1106,9 +1172,9 @@ impl Learner {
             s.xs[..d].copy_from_slice(&s.pending_strong);
         }
         self.teacher.forward_into(&s.xs, &mut s.logits_t)?;
-        softmax_into(&s.logits_t, k, 1.0, &mut s.probs_t)?;
+        softmax_into(&s.logits_t, k, self.temperature, &mut s.probs_t)?;
         self.teacher.forward_into(&s.xs2, &mut s.logits_t)?;
-        softmax_into(&s.logits_t, k, 1.0, &mut s.probs2)?;
+        softmax_into(&s.logits_t, k, self.temperature, &mut s.probs2)?;
         self.mixmatch.guess_labels_into(&[&s.probs_t, &s.probs2], k, &mut s.guess)?;
         // W = labelled rows (one-hot) then unlabeled rows (guesses); mix with a shuffled W.
         s.w[..nl * d].copy_from_slice(&s.xl);
@@ -1175,6 +1241,9 @@ impl Learner {
             w.f32_blob(SectionId(SectionId::USER.0 + 4), memory)?;
             c.extend([tick, refreshes]);
         }
+        if self.p.temperature_scaling.is_some() {
+            c.push(u64::from(self.temperature.to_bits()));
+        }
         if let Some(da) = &self.align {
             w.f32_blob(SectionId(SectionId::USER.0 + 5), da.running())?;
         }
@@ -1197,7 +1266,10 @@ impl Learner {
         f.f32_blob_into(SectionId::TEACHER, &mut buf)?;
         l.teacher.load_params(&buf)?;
         let c = f.counters()?;
-        let expected = Counters::LEN + 1 + if l.prop.is_some() { 2 } else { 0 };
+        let expected = Counters::LEN
+            + 1
+            + if l.prop.is_some() { 2 } else { 0 }
+            + usize::from(l.p.temperature_scaling.is_some());
         if c.len() != expected {
             return Err(Error::StateMalformed {
                 path: path.as_ref().to_path_buf(),
@@ -1219,6 +1291,14 @@ impl Learner {
         f.f32_blob_into(SectionId::OPTIMIZER, &mut buf)?;
         l.sgd.restore(c[Counters::LEN], &buf)?;
         l.counters = Counters::from_slice(&c);
+        if l.p.temperature_scaling.is_some() {
+            let t = u32::try_from(c[expected - 1]).ok().map(f32::from_bits);
+            l.temperature =
+                t.filter(|t| t.is_finite() && *t > 0.0).ok_or_else(|| Error::StateMalformed {
+                    path: path.as_ref().to_path_buf(),
+                    reason: format!("temperature counter {}", c[expected - 1]),
+                })?;
+        }
         let wl = f.f32_len(SectionId(SectionId::USER.0))?;
         if wl > l.warmup.len() || wl % l.p.dim != 0 {
             return Err(Error::StateMalformed {

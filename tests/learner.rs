@@ -50,6 +50,9 @@ fn resumed_graph_and_aligned_learners_continue_identically() {
     let mut p = small_params(13);
     p.distribution_alignment = Some(0.99);
     resumes_identically(p, "aligned");
+    let mut p = small_params(14);
+    p.temperature_scaling = Some(30);
+    resumes_identically(p, "temperature");
 }
 
 fn resumes_identically(p: LearnerParams, tag: &str) {

@@ -41,6 +41,8 @@ fn steady_state_observe_and_predict_allocate_nothing() {
             ..Default::default()
         });
         p.gate_warmup = 64;
+        // the teacher's temperature is refitted inside the measured window too
+        p.temperature_scaling = Some(20);
         let mut l = p.build().unwrap();
         let mut rng = StdRng::seed_from_u64(9);
         let sample = |c: usize, rng: &mut StdRng| -> Vec<f32> {
@@ -67,6 +69,7 @@ fn steady_state_observe_and_predict_allocate_nothing() {
             }
         });
         assert_eq!(n, 0, "{alg:?} hidden {hidden}: {n} allocations in 100 observe + predict");
+        assert_ne!(l.temperature(), 1.0, "the temperature was refitted");
         if alg.uses_graph() {
             assert!(l.propagation().unwrap().refreshes() >= 5, "refreshes were measured");
         }

@@ -716,7 +716,7 @@ fn experiment(args: &ExperimentArgs) -> edge_ssl::Result<()> {
         let (bank_curve, prop_curve) = r.precision_curves();
         let curve = |c: [f64; 4]| c.map(json_num).join(", ");
         json.push_str(&format!(
-            "    {{\"algorithm\": {:?}, \"gate\": {}, \"accuracy_mean\": {}, \"accuracy_std\": {}, \"accuracies\": [{}], \"gap_closed\": {}, \"pseudo_label_precision\": {}, \"pseudo_label_coverage\": {}, \"ood_auroc\": {}, \"bank_ood_share\": {}, \"samples_per_s\": {}, \"bank_precision_at_coverage\": [{}], \"propagated_precision_at_coverage\": [{}]}}{}\n",
+            "    {{\"algorithm\": {:?}, \"gate\": {}, \"accuracy_mean\": {}, \"accuracy_std\": {}, \"accuracies\": [{}], \"gap_closed\": {}, \"pseudo_label_precision\": {}, \"pseudo_label_coverage\": {}, \"ood_auroc\": {}, \"bank_ood_share\": {}, \"samples_per_s\": {}, \"bank_precision_at_coverage\": [{}], \"propagated_precision_at_coverage\": [{}], \"temperatures\": [{}]}}{}\n",
             r.algorithm,
             r.gate && !baseline,
             json_num(m),
@@ -730,6 +730,7 @@ fn experiment(args: &ExperimentArgs) -> edge_ssl::Result<()> {
             json_num(r.samples_per_s()),
             curve(bank_curve),
             curve(prop_curve),
+            r.runs.iter().map(|x| json_num(f64::from(x.temperature))).collect::<Vec<_>>().join(", "),
             if i + 1 < out.rows.len() { "," } else { "" }
         ));
     }

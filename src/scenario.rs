@@ -103,6 +103,9 @@ pub struct RunResult {
     /// The same for the propagated labels of the last graph refresh, ranked by their weight
     /// (all NaN without label propagation).
     pub propagated_precision: [f64; 4],
+    /// The teacher's temperature at the end (1 without
+    /// [`crate::learner::LearnerParams::temperature_scaling`]).
+    pub temperature: f32,
 }
 
 /// Coverage points of [`RunResult::bank_precision`].
@@ -247,5 +250,6 @@ pub fn run_stream(
         threshold: l.gate_threshold(),
         bank_precision,
         propagated_precision,
+        temperature: l.temperature(),
     })
 }

@@ -140,6 +140,7 @@ eval_every = 350
         "\"samples_per_s\"",
         "\"bank_precision_at_coverage\"",
         "\"propagated_precision_at_coverage\"",
+        "\"temperatures\": [1.000000]",
     ] {
         assert!(j.contains(key), "missing {key} in {j}");
     }

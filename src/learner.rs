@@ -255,9 +255,10 @@ pub struct LearnerParams {
     /// ([`crate::objective::softmax::fit_temperature`]) divides its logits wherever its
     /// probabilities are used: pseudo-labels and their confidences, the unlabeled losses'
     /// targets and masks, the graph's start labels, and [`Learner::predict`]'s confidence.
-    /// `None` (default): `T = 1`. Fitted on the data the head trains on, so it measures how
-    /// (over- or under-) confident the teacher is on its own training labels; see
-    /// EVALUATION.md for what that does to pseudo-labels.
+    /// `None` (default): `T = 1`. Fitted on the labels the head trains on: on Fashion-MNIST
+    /// (1280-d, 10 labels per class) the head separates them perfectly and the fit ends at its
+    /// floor `T = 1/20`, i.e. one-hot teacher probabilities. Measured (5 seeds, EVALUATION.md):
+    /// FlexMatch -2 points, label propagation +0.28 on a clean stream and -0.49 with 30% OOD.
     pub temperature_scaling: Option<u64>,
     /// The OOD gate; `None` admits every sample. Default: PCA-16, tied covariance, OAS, 95%.
     pub gate: Option<GateParams>,

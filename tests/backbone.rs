@@ -3,29 +3,13 @@
 
 use std::path::Path;
 
-use edge_ssl::data::{folder, npy};
+use edge_ssl::data::folder;
 use edge_ssl::{Backbone, BackboneSpec, Error, Input, models};
 
-const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/golden");
+mod golden_common;
+use golden_common::{argmax, cosine, golden};
+
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
-
-fn golden(name: &str) -> npy::NpyArray {
-    npy::read(Path::new(GOLDEN).join(name)).unwrap()
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
-    let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    dot / (na * nb)
-}
-
-fn argmax(v: &[f32]) -> usize {
-    v.iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |b, (i, &x)| if x > b.1 { (i, x) } else { b })
-        .0
-}
 
 fn assert_rows_match(what: &str, got: &[f32], want: &[f32], dim: usize, min_cos: f64) {
     assert_eq!(got.len(), want.len(), "{what}: length");

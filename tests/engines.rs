@@ -14,10 +14,12 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use edge_ssl::backbone::Engine;
-use edge_ssl::data::npy;
 use edge_ssl::embed::EmbeddingCache;
 use edge_ssl::experiment::{self, Spec};
 use edge_ssl::{Backbone, BackboneSpec, Error, Input, models};
+
+mod golden_common;
+use golden_common::{argmax, cosine, golden};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const CAMERA_F32: &str =
@@ -72,24 +74,6 @@ fn ort_available(test: &str) -> bool {
 
 fn ort(spec: BackboneSpec) -> BackboneSpec {
     spec.with_engine(Engine::OnnxRuntime).with_library(library())
-}
-
-fn golden(name: &str) -> npy::NpyArray {
-    npy::read(Path::new(ROOT).join("models/golden").join(name)).unwrap()
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
-    let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    dot / (na * nb)
-}
-
-fn argmax(v: &[f32]) -> usize {
-    v.iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |b, (i, &x)| if x > b.1 { (i, x) } else { b })
-        .0
 }
 
 /// Embeds `input` with both engines; returns the smallest per-row cosine (and prints it).

@@ -449,7 +449,6 @@ impl LearnerParams {
                 .map(|_| Calibration {
                     logits: vec![0.0; p.bank_capacity * k],
                     labels: vec![0; p.bank_capacity],
-                    row: vec![0.0; d],
                 })
                 .unwrap_or_default(),
             counters: Counters::default(),
@@ -698,7 +697,6 @@ pub struct Learner {
 struct Calibration {
     logits: Vec<f32>,
     labels: Vec<u32>,
-    row: Vec<f32>,
 }
 
 impl std::fmt::Debug for Learner {
@@ -993,12 +991,12 @@ impl Learner {
 
     /// Refits the teacher's temperature on the bank's given entries (allocation-free).
     fn refit_temperature(&mut self) -> Result<()> {
-        let (scale, k) = (self.p.feature_scale, self.p.n_classes);
+        let (d, scale, k) = (self.p.dim, self.p.feature_scale, self.p.n_classes);
         let (c, s) = (&mut self.calib, &mut self.s);
         let mut n = 0;
         for e in self.bank.iter().filter(|e| e.kind() == LabelKind::Given) {
-            e.embedding_into(&mut c.row)?;
-            features_into(&c.row, scale, &mut s.one);
+            e.embedding_into(&mut s.one)?;
+            features_rows(&mut s.one, d, scale);
             self.teacher.forward_into(&s.one, &mut c.logits[n * k..(n + 1) * k])?;
             c.labels[n] = e.label();
             n += 1;

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::backbone::{Backbone, Engine, Input, InputKind, fnv1a64};
+use crate::backbone::{Backbone, DEFAULT_EMBEDDING_OUTPUT, Engine, Input, InputKind, fnv1a64};
 use crate::data::image::{Geometry, resize_into};
 use crate::data::npy;
 use crate::data::{ImageSet, SensorSet};
@@ -150,6 +150,11 @@ impl EmbeddingCache {
         // unchanged from before there were two engines).
         if backbone.engine() != Engine::Tract {
             spec = format!("{spec}/{}", backbone.engine());
+        }
+        // Entries of the default output keep the keys they had before other outputs could be
+        // named.
+        if backbone.spec().embedding_output != DEFAULT_EMBEDDING_OUTPUT {
+            spec = format!("{spec}/{}", backbone.spec().embedding_output);
         }
         let key = fnv1a64(spec.as_bytes(), backbone.fingerprint() ^ data_key);
         self.dir.join(format!("emb-{key:016x}.npy"))

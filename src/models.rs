@@ -8,6 +8,16 @@
 pub const CAMERA_INT8: &str =
     concat!(env!("CARGO_MANIFEST_DIR"), "/models/efficientnet-lite0-int8.onnx");
 
+/// The tensor of [`CAMERA_INT8`] that feeds its head: the last MBConv block's output,
+/// `[B, 320, H/32, W/32]` (`[B, 320, 4, 4]` at 112 input). Name it as
+/// [`BackboneSpec::embedding_output`](crate::BackboneSpec::embedding_output) to embed up to there.
+pub const CAMERA_LAST_BLOCK: &str = "b15_proj_DequantizeLinear_Output";
+
+/// The prefix of [`CAMERA_INT8`]'s head convolution (320 -> 1280, then ReLU6 and the global
+/// average pool that make `embedding`); read it with
+/// [`PointwiseConv::read_qdq`](crate::backbone::PointwiseConv::read_qdq).
+pub const CAMERA_HEAD_CONV: &str = "head";
+
 /// MiniRocket-style random-convolution extractor for 6-channel IMU windows, int8:
 /// f32 `[B, 128, 6]` in, `embedding` out.
 pub const SENSOR_INT8: &str =

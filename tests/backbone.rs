@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use edge_ssl::backbone::PointwiseConv;
 use edge_ssl::data::folder;
 use edge_ssl::{Backbone, BackboneSpec, Error, Input, models};
 
@@ -90,6 +91,46 @@ fn camera_int8_sees_a_cat_in_chelsea() {
     // 967 espresso, 968 cup, 504 coffee mug
     let top = argmax(&logits);
     assert!([967, 968, 504].contains(&top), "coffee classified as ImageNet class {top}");
+}
+
+#[test]
+fn an_intermediate_tensor_is_an_embedding_and_the_head_conv_rebuilds_the_embedding() {
+    // The golden batch of four at 112: its `embedding` must equal ReLU6(head conv) of the last
+    // block's map, averaged over the 4x4 positions (the head's output is quantized to 6/255 in
+    // the graph, so the match is close, not exact).
+    let input = golden("effnet_112_batch4_input.npy");
+    let mut spec = BackboneSpec::efficientnet_lite0(112, 4);
+    let mut full = Backbone::load(models::CAMERA_INT8, spec.clone()).unwrap();
+    spec.embedding_output = models::CAMERA_LAST_BLOCK.into();
+    let mut inner = Backbone::load(models::CAMERA_INT8, spec).unwrap();
+    assert_eq!(inner.embedding_dim(), 320 * 4 * 4);
+    let (mut emb, mut map) = (vec![0.0; 4 * 1280], vec![0.0; 4 * 5120]);
+    full.embed(Input::U8(&input.bytes), &mut emb).unwrap();
+    inner.embed(Input::U8(&input.bytes), &mut map).unwrap();
+    let head = PointwiseConv::read_qdq(models::CAMERA_INT8, models::CAMERA_HEAD_CONV).unwrap();
+    assert_eq!((head.inputs, head.outputs), (320, 1280));
+    let mut rebuilt = vec![0.0f32; 4 * 1280];
+    for (z, e) in map.chunks(5120).zip(rebuilt.chunks_mut(1280)) {
+        for (o, (w, b)) in head.weight.chunks(320).zip(&head.bias).enumerate() {
+            let mut sum = 0.0;
+            for p in 0..16 {
+                let pre: f32 = w.iter().enumerate().map(|(c, wc)| wc * z[c * 16 + p]).sum();
+                sum += (pre + b).clamp(0.0, 6.0);
+            }
+            e[o] = sum / 16.0;
+        }
+    }
+    assert_rows_match("head conv over the last block", &rebuilt, &emb, 1280, 0.9999);
+    let worst = rebuilt.iter().zip(&emb).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    assert!(worst < 6.0 / 255.0, "largest difference {worst}");
+
+    // an unknown name still lists what the graph offers
+    let mut bad = BackboneSpec::efficientnet_lite0(112, 1);
+    bad.embedding_output = "no_such_tensor".into();
+    let err = Backbone::load(models::CAMERA_INT8, bad).unwrap_err();
+    assert!(matches!(err, Error::MissingOutput { .. }), "{err}");
+    let err = PointwiseConv::read_qdq(models::CAMERA_INT8, "no_such_conv").unwrap_err();
+    assert!(matches!(err, Error::ModelContract { .. }), "{err}");
 }
 
 fn sensor_golden(model: &str, golden_name: &str) {

@@ -177,6 +177,82 @@ pub enum Preprocessing {
     },
 }
 
+/// A 1x1 convolution `y = W x + b` read from a QDQ model's initializers (e.g. the shipped
+/// camera model's head, `"head"`, 320 -> 1280 channels): the starting point of a trainable block
+/// on an intermediate feature map (see [`BackboneSpec::embedding_output`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointwiseConv {
+    /// Input channels.
+    pub inputs: usize,
+    /// Output channels.
+    pub outputs: usize,
+    /// `[outputs, inputs]`, row-major, dequantized.
+    pub weight: Vec<f32>,
+    /// `[outputs]`, dequantized.
+    pub bias: Vec<f32>,
+}
+
+impl PointwiseConv {
+    /// Reads the convolution `prefix` of the QDQ ONNX file at `path`: the initializers
+    /// `{prefix}.w_quantized` (int8 `[outputs, inputs, 1, 1]`), `{prefix}.w_scale` and
+    /// `{prefix}.w_zero_point` (per output channel), `{prefix}.b_quantized` (int32) and
+    /// `{prefix}.b_quantized_scale`, as onnxruntime's `quantize_static` writes them.
+    ///
+    /// ```no_run
+    /// # fn main() -> edge_ssl::Result<()> {
+    /// use edge_ssl::backbone::PointwiseConv;
+    /// let head = PointwiseConv::read_qdq(edge_ssl::models::CAMERA_INT8, "head")?;
+    /// assert_eq!((head.inputs, head.outputs), (320, 1280));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::ModelRejected`] if the file is not an ONNX model; [`Error::ModelContract`] if an
+    /// initializer is missing or its shape does not fit a 1x1 convolution.
+    pub fn read_qdq(path: impl AsRef<Path>, prefix: &str) -> Result<PointwiseConv> {
+        let path = path.as_ref();
+        let names = ["w_quantized", "w_scale", "w_zero_point", "b_quantized", "b_quantized_scale"]
+            .map(|n| format!("{prefix}.{n}"));
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let t = tract::initializers(path, &refs)?;
+        let contract =
+            |what: String| Error::ModelContract { origin: path.display().to_string(), what };
+        let (ws, w) = &t[0];
+        let (outputs, inputs) = match ws.as_slice() {
+            [o, i, 1, 1] | [o, i] => (*o, *i),
+            other => return Err(contract(format!("{prefix}: weight shape {other:?} is not 1x1"))),
+        };
+        let per_out = |k: usize, what: &str| -> Result<&[f32]> {
+            let v = &t[k].1;
+            if v.len() == outputs {
+                Ok(v)
+            } else {
+                Err(contract(format!(
+                    "{prefix}: {what} has {} values, expected {outputs}",
+                    v.len()
+                )))
+            }
+        };
+        let (scale, zero, bias_q, bias_s) = (
+            per_out(1, "w_scale")?,
+            per_out(2, "w_zero_point")?,
+            per_out(3, "b_quantized")?,
+            per_out(4, "b_quantized_scale")?,
+        );
+        let weight = w
+            .chunks_exact(inputs)
+            .zip(scale.iter().zip(zero))
+            .flat_map(|(row, (&s, &z))| row.iter().map(move |&q| (q - z) * s))
+            .collect();
+        let bias = bias_q.iter().zip(bias_s).map(|(&q, &s)| q * s).collect();
+        Ok(PointwiseConv { inputs, outputs, weight, bias })
+    }
+}
+
+/// The output name [`BackboneSpec`] reads the embedding from unless told otherwise.
+pub const DEFAULT_EMBEDDING_OUTPUT: &str = "embedding";
+
 /// Everything needed to run an ONNX graph as a backbone.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BackboneSpec {
@@ -186,7 +262,11 @@ pub struct BackboneSpec {
     pub batch: usize,
     /// How samples become the graph input.
     pub preprocessing: Preprocessing,
-    /// Name of the graph output that is the embedding (`[B, D]`, or any shape with `B` first).
+    /// Name of the graph output that is the embedding (`[B, D]`, or any shape with `B` first,
+    /// flattened per sample). With [`Engine::Tract`] it may also name any tensor inside the
+    /// graph, e.g. an intermediate feature map such as EfficientNet-Lite0's last block,
+    /// `"b15_proj_DequantizeLinear_Output"` (`[B, 320, H/32, W/32]`); the nodes after it are
+    /// then never run.
     pub embedding_output: String,
     /// Name of an optional second output (e.g. ImageNet logits `[B, 1000]`); computed only when
     /// set, otherwise the engine prunes the nodes that only it needs.
@@ -207,7 +287,7 @@ impl BackboneSpec {
             input,
             batch,
             preprocessing: Preprocessing::InGraph,
-            embedding_output: "embedding".into(),
+            embedding_output: DEFAULT_EMBEDDING_OUTPUT.into(),
             logits_output: None,
             engine: Engine::Tract,
             threads: 1,

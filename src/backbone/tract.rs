@@ -125,8 +125,20 @@ impl TractRunner {
                     .map_or_else(|| model.node(o.node).name.clone(), str::to_owned)
             })
             .collect();
+        // A name that is not a graph output may name any tensor inside the graph (an
+        // intermediate feature map): the ONNX loader labels every node output with its name.
+        let mut names = available.clone();
+        let mut candidates = all_outlets.clone();
+        for name in std::iter::once(&spec.embedding_output).chain(&spec.logits_output) {
+            if !names.contains(name)
+                && let Some(o) = model.find_outlet_label(name)
+            {
+                names.push(name.clone());
+                candidates.push(o);
+            }
+        }
         let outlets: Vec<OutletId> =
-            find_outputs(&available, spec, origin)?.into_iter().map(|i| all_outlets[i]).collect();
+            find_outputs(&names, spec, origin)?.into_iter().map(|i| candidates[i]).collect();
         model.select_output_outlets(&outlets).map_err(rejected)?;
 
         if model.input_outlets().map_err(rejected)?.len() != 1 {
@@ -211,4 +223,67 @@ impl TractRunner {
         }
         Ok(())
     }
+}
+
+/// The initializers `names` of the ONNX file at `path`, as f32 with their shapes, read from the
+/// protobuf (no graph is built). Handles float, int8, uint8 and int32 tensors stored as
+/// `raw_data` or in the typed fields.
+pub(super) fn initializers(
+    path: &std::path::Path,
+    names: &[&str],
+) -> Result<Vec<(Vec<usize>, Vec<f32>)>> {
+    use tract_onnx::pb::tensor_proto::DataType;
+    let origin = path.display().to_string();
+    let proto =
+        tract_onnx::onnx().proto_model_for_path(path).map_err(|e| Error::ModelRejected {
+            origin: origin.clone(),
+            engine: Engine::Tract,
+            message: one_line(&e),
+            source: e.into(),
+        })?;
+    let contract = |what: String| Error::ModelContract { origin: origin.clone(), what };
+    let graph = proto.graph.as_ref().ok_or_else(|| contract("the file has no graph".into()))?;
+    names
+        .iter()
+        .map(|&name| {
+            let t = graph
+                .initializer
+                .iter()
+                .find(|t| t.name == name)
+                .ok_or_else(|| contract(format!("no initializer named {name:?}")))?;
+            let shape: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
+            let raw = &t.raw_data;
+            let values: Vec<f32> = match DataType::try_from(t.data_type) {
+                Ok(DataType::Float) if raw.is_empty() => t.float_data.clone(),
+                Ok(DataType::Float) => raw
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+                Ok(DataType::Int8) if !raw.is_empty() => {
+                    raw.iter().map(|&b| b as i8 as f32).collect()
+                }
+                Ok(DataType::Uint8) if !raw.is_empty() => raw.iter().map(|&b| b as f32).collect(),
+                Ok(DataType::Int32) if !raw.is_empty() => raw
+                    .chunks_exact(4)
+                    .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32)
+                    .collect(),
+                Ok(DataType::Int8 | DataType::Uint8 | DataType::Int32) => {
+                    t.int32_data.iter().map(|&v| v as f32).collect()
+                }
+                other => {
+                    return Err(contract(format!(
+                        "initializer {name:?} has an unsupported type {other:?}"
+                    )));
+                }
+            };
+            let expected: usize = shape.iter().product();
+            if values.len() != expected {
+                return Err(contract(format!(
+                    "initializer {name:?} has {} values for shape {shape:?}",
+                    values.len()
+                )));
+            }
+            Ok((shape, values))
+        })
+        .collect()
 }

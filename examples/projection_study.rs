@@ -65,8 +65,8 @@ use edge_ssl::Result;
 use edge_ssl::augment::embedding::EmbeddingAugmenter;
 use edge_ssl::bank::BankParams;
 use edge_ssl::embed::EmbeddingCache;
-use edge_ssl::eval::{mean_std, sample_per_class};
-use edge_ssl::experiment::{Embedded, Spec, embed_spec};
+use edge_ssl::eval::mean_std;
+use edge_ssl::experiment::{Embedded, Spec, StreamRow, draw, embed_spec};
 use edge_ssl::gate::eval::auroc;
 use edge_ssl::gate::linalg::top_eigen;
 use edge_ssl::gate::{Admitted, GateParams, Projection, ZScore};
@@ -189,7 +189,7 @@ fn fit_pcaw(rows: &[f32], d: usize, p: usize) -> Map {
     Map { dim_in: d, m: p, mean: mean.iter().map(|&m| m as f32).collect(), w }
 }
 
-/// One seed's split, replicated from `experiment::run`: the labelled pool rows and the stream
+/// One seed's split, `experiment::draw`'s: the labelled pool rows and the stream
 /// in its order, each item a pool row (`Ok`) or a row of the first half of the `ood` set (`Err`).
 struct Split {
     labeled: Vec<usize>,
@@ -197,24 +197,19 @@ struct Split {
 }
 
 fn split(data: &Embedded, spec: &Spec, seed: u64) -> Result<Split> {
-    let p = &spec.protocol;
-    let pool_y = &data.pool.1;
-    let d = data.dim;
     // a spec without `ood_x` (the clean one) has no ood rows
+    let d = data.dim;
     let half = if spec.data.ood_x.is_some() { data.ood.len() / d.max(1) / 2 } else { 0 };
-    let mut rng = StdRng::seed_from_u64(seed);
-    let labeled = sample_per_class(pool_y, None, data.n_classes, p.labels_per_class, &mut rng)?;
-    let mut rest: Vec<usize> = (0..pool_y.len()).filter(|i| !labeled.contains(i)).collect();
-    rest.shuffle(&mut rng);
-    let n_ood = if half > 0 { (p.stream_len as f64 * p.ood_fraction).round() as usize } else { 0 };
-    let n_in = p.stream_len.saturating_sub(n_ood).min(rest.len());
-    let mut stream: Vec<std::result::Result<usize, usize>> =
-        rest[..n_in].iter().map(|&i| Ok(i)).collect();
-    let mut ood_order: Vec<usize> = (0..half).collect();
-    ood_order.shuffle(&mut rng);
-    stream.extend((0..n_ood).map(|k| Err(ood_order[k % half])));
-    stream.shuffle(&mut rng);
-    Ok(Split { labeled, stream })
+    let dr = draw(spec, &data.pool.1, data.n_classes, half, seed)?;
+    let stream = dr
+        .stream
+        .iter()
+        .map(|r| match *r {
+            StreamRow::Pool(i) => Ok(i),
+            StreamRow::Ood(j) => Err(j),
+        })
+        .collect();
+    Ok(Split { labeled: dr.labeled, stream })
 }
 
 fn gather(x: &[f32], d: usize, idx: &[usize]) -> Vec<f32> {

@@ -318,7 +318,11 @@ impl Spec {
         s
     }
 
-    fn path(&self, p: &Option<PathBuf>, key: &'static str) -> Result<PathBuf> {
+    /// The data path `p` (a `[data]` field named `key`) resolved against the spec's folder.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParam`] naming `key` if the spec does not set it.
+    pub fn path(&self, p: &Option<PathBuf>, key: &'static str) -> Result<PathBuf> {
         p.as_ref().map(|p| self.base.join(p)).ok_or_else(|| Error::InvalidParam {
             name: key,
             reason: format!("data.{key} is required for format {:?}", self.data.format),
@@ -556,6 +560,53 @@ impl Outcome {
     }
 }
 
+/// Where one stream sample comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamRow {
+    /// Row `i` of the pool (in distribution, labelled in the data).
+    Pool(usize),
+    /// Row `j` of the first half of the `ood` set (the second half is held out for the test).
+    Ood(usize),
+}
+
+/// One seed's draw: which pool rows are labelled, and the stream in its order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Draw {
+    /// The labelled pool rows, `labels_per_class` per class.
+    pub labeled: Vec<usize>,
+    /// The stream, `stream_len` samples (fewer if the pool runs out), `ood_fraction` of them
+    /// from the `ood` set.
+    pub stream: Vec<StreamRow>,
+}
+
+/// The labelled set and the stream that [`run`] uses for `seed`: tools that study the same
+/// setting offline (the `examples/*_study.rs`) call it to pair with the harness's rows.
+/// `ood_rows` is the number of `ood` rows the stream may draw from (half the set; 0 for none).
+///
+/// # Errors
+/// [`Error::InvalidParam`] if some class has fewer than `labels_per_class` pool rows.
+pub fn draw(
+    spec: &Spec,
+    pool_y: &[u32],
+    n_classes: usize,
+    ood_rows: usize,
+    seed: u64,
+) -> Result<Draw> {
+    let p = &spec.protocol;
+    let mut rng = StdRng::seed_from_u64(seed);
+    let labeled = sample_per_class(pool_y, None, n_classes, p.labels_per_class, &mut rng)?;
+    let mut rest: Vec<usize> = (0..pool_y.len()).filter(|i| !labeled.contains(i)).collect();
+    rest.shuffle(&mut rng);
+    let n_ood = if ood_rows > 0 { (p.stream_len as f64 * p.ood_fraction).round() as usize } else { 0 };
+    let n_in = p.stream_len.saturating_sub(n_ood).min(rest.len());
+    let mut stream: Vec<StreamRow> = rest[..n_in].iter().map(|&i| StreamRow::Pool(i)).collect();
+    let mut ood_order: Vec<usize> = (0..ood_rows).collect();
+    ood_order.shuffle(&mut rng);
+    stream.extend((0..n_ood).map(|k| StreamRow::Ood(ood_order[k % ood_rows])));
+    stream.shuffle(&mut rng);
+    Ok(Draw { labeled, stream })
+}
+
 /// Runs every row of `spec` on `data`; `progress(row, seed)` is called before each run.
 ///
 /// # Errors
@@ -583,25 +634,17 @@ pub fn run(spec: &Spec, data: &Embedded, mut progress: impl FnMut(&str, u64)) ->
         .map(|(n, _, _, g, _)| Row { algorithm: n.clone(), gate: *g, runs: Vec::new() })
         .collect();
     for &seed in &spec.seeds {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let labeled = sample_per_class(pool_y, None, data.n_classes, p.labels_per_class, &mut rng)?;
-        let mut rest: Vec<usize> = (0..pool_y.len()).filter(|i| !labeled.contains(i)).collect();
-        rest.shuffle(&mut rng);
-        let n_ood =
-            if half > 0 { (p.stream_len as f64 * p.ood_fraction).round() as usize } else { 0 };
-        let n_in = p.stream_len.saturating_sub(n_ood).min(rest.len());
+        let dr = draw(spec, pool_y, data.n_classes, half, seed)?;
+        let labeled = dr.labeled;
         let row = |i: usize| &pool[i * d..(i + 1) * d];
-        let mut items: Vec<StreamItem<'_>> = rest[..n_in]
+        let items: Vec<StreamItem<'_>> = dr
+            .stream
             .iter()
-            .map(|&i| StreamItem { x: row(i), truth: Some(pool_y[i]) })
+            .map(|r| match *r {
+                StreamRow::Pool(i) => StreamItem { x: row(i), truth: Some(pool_y[i]) },
+                StreamRow::Ood(j) => StreamItem { x: &data.ood[j * d..(j + 1) * d], truth: None },
+            })
             .collect();
-        let mut ood_order: Vec<usize> = (0..half).collect();
-        ood_order.shuffle(&mut rng);
-        items.extend((0..n_ood).map(|k| {
-            let j = ood_order[k % half];
-            StreamItem { x: &data.ood[j * d..(j + 1) * d], truth: None }
-        }));
-        items.shuffle(&mut rng);
         let stream = Stream {
             dim: d,
             labeled: labeled.iter().map(|&i| (row(i), pool_y[i])).collect(),

@@ -1,0 +1,545 @@
+//! Issue 10: do features that adapt on the device close more of the labels-only -> oracle gap
+//! than label propagation on the frozen embedding?
+//!
+//! The trainable block is the camera model's own head convolution (320 -> 1280, 1x1, ReLU6,
+//! then the global average pool that makes the embedding), trained on the last MBConv block's
+//! feature map (`models::CAMERA_LAST_BLOCK`, 4 x 4 x 320 at 112 input), starting from the
+//! shipped weights (`PointwiseConv::read_qdq`). Everything before that map stays frozen, so a
+//! device would store the map (5120 values) per bank entry instead of the embedding (1280),
+//! and every view costs one backbone pass up to the map.
+//!
+//! Offline, on `experiments/fmnist-10-clean.toml`'s data, with the labelled set and stream that
+//! `edge-ssl experiment` draws for each seed (`experiment::draw`), so the seeds pair with
+//! EVALUATION.md's tables. Per seed, every configuration is trained by the same trainer from
+//! the same start:
+//!
+//! - trainer: minibatch SGD (momentum 0.9, cosine decay to 0, `STEPS` steps), each batch 16
+//!   labelled samples plus (if the configuration has stream targets) 48 stream samples, loss =
+//!   mean cross-entropy on the labelled part + weighted mean cross-entropy on the stream part.
+//!   The linear head (zero init, bias) reads `u = s e`, `s` fixed so that the labelled
+//!   embeddings have mean norm 1; weight decay `WD_HEAD` on it. The block, when trained, has
+//!   L2-SP decay (Li et al. 2018) towards its shipped weights, `WD_BLOCK`, and its own learning
+//!   rate (`--block-lr`).
+//! - views: with `views`, each training sample is fed as one of `VIEWS` strong input-space
+//!   views (the crate's `ImageAugmenter::strong_into`: FixMatch's flip-and-shift, 2
+//!   RandAugment ops, Cutout, applied to the 28 x 28 image before the resize), drawn afresh per
+//!   step; targets always come from the clean image (FixMatch's weak -> strong).
+//! - stream targets: `labels` = none (labels-only); `oracle` = the true label of every stream
+//!   sample, weight 1; `prop` = label propagation (the crate's `Propagation`, its defaults:
+//!   PCA-128 whitened 10-NN graph, alpha 0.9) over the labelled + stream embeddings of the
+//!   current block, started from the labels-only model's predictions, hard labels weighted by
+//!   certainty x class balance, as the learner's `labelprop` uses them; `prop2` = a second round:
+//!   the graph rebuilt on the embeddings of the block that `prop` adapted, started from that
+//!   model's predictions, then the block and head retrained from the shipped weights.
+//!
+//! Printed per configuration: test accuracy, mean +- std over the seeds, and gap closed
+//! against the frozen labels-only and frozen oracle rows of the same run (the harness's
+//! definition), and against the adapted oracle.
+//!
+//! The maps of the pool, the test set and the pool's `VIEWS` strong views are computed once by
+//! tract (about 6 min here) and kept in `target/tmp/embeddings` by `EmbeddingCache`.
+//!
+//! Run: `nice cargo run --release --example adapt_study -- --seeds 1,2,3,4,5`
+//! (`--block-lr X`, `--steps N`, `--only frozen-prop,adapt-prop` to restrict.)
+
+use std::time::Instant;
+
+use edge_ssl::augment::image::{ImageAugParams, ImageAugmenter};
+use edge_ssl::backbone::PointwiseConv;
+use edge_ssl::bank::BankParams;
+use edge_ssl::data::ImageSet;
+use edge_ssl::data::idx;
+use edge_ssl::data::image::Geometry;
+use edge_ssl::embed::EmbeddingCache;
+use edge_ssl::eval::mean_std;
+use edge_ssl::experiment::{Spec, StreamRow, draw};
+use edge_ssl::gate::Admitted;
+use edge_ssl::propagate::PropagationParams;
+use edge_ssl::{Backbone, BackboneSpec, Result, models};
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array2, Axis};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const K: usize = 10;
+const C: usize = 320;
+const P: usize = 16;
+const D: usize = 1280;
+const MAP: usize = C * P;
+const VIEWS: usize = 2;
+const LAB_BATCH: usize = 16;
+const STREAM_BATCH: usize = 48;
+const WD_HEAD: f32 = 5e-4;
+const WD_BLOCK: f32 = 1e-2;
+const HEAD_LR: f32 = 0.5;
+
+/// Feature maps, position-major: sample `i` is `[P, C]` at `i * MAP`.
+struct Maps {
+    clean: Vec<f32>,
+    views: Vec<Vec<f32>>,
+}
+
+/// `[C, P]` (the graph's NCHW) -> `[P, C]` per sample.
+fn to_position_major(x: Vec<f32>) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    for (src, dst) in x.chunks_exact(MAP).zip(out.chunks_exact_mut(MAP)) {
+        for c in 0..C {
+            for p in 0..P {
+                dst[p * C + c] = src[c * P + p];
+            }
+        }
+    }
+    out
+}
+
+/// The trainable model: block `W [D, C]`, `b [D]`, and the head `V [K, D]`, `c [K]` on `s e`.
+#[derive(Clone)]
+struct Model {
+    w: Array2<f32>,
+    b: Vec<f32>,
+    v: Array2<f32>,
+    c: Vec<f32>,
+    s: f32,
+}
+
+/// Scratch for a batch of `n` samples.
+struct Work {
+    z: Array2<f32>,     // [n P, C]
+    h: Array2<f32>,     // [n P, D] pre-activation, then gradient
+    e: Array2<f32>,     // [n, D]
+    logits: Array2<f32>, // [n, K]
+}
+
+impl Work {
+    fn new(n: usize) -> Work {
+        Work {
+            z: Array2::zeros((n * P, C)),
+            h: Array2::zeros((n * P, D)),
+            e: Array2::zeros((n, D)),
+            logits: Array2::zeros((n, K)),
+        }
+    }
+}
+
+impl Model {
+    fn forward_embed(&self, wk: &mut Work, n: usize) {
+        let z = wk.z.slice(ndarray::s![..n * P, ..]);
+        let mut h = wk.h.slice_mut(ndarray::s![..n * P, ..]);
+        general_mat_mul(1.0, &z, &self.w.t(), 0.0, &mut h);
+        for (i, mut er) in wk.e.rows_mut().into_iter().take(n).enumerate() {
+            er.fill(0.0);
+            for p in 0..P {
+                let hr = h.row(i * P + p);
+                for ((o, &x), &bb) in er.iter_mut().zip(hr.iter()).zip(&self.b) {
+                    *o += (x + bb).clamp(0.0, 6.0);
+                }
+            }
+            er.mapv_inplace(|x| x / P as f32);
+        }
+    }
+
+    fn forward_head(&self, wk: &mut Work, n: usize) {
+        let e = wk.e.slice(ndarray::s![..n, ..]);
+        let mut l = wk.logits.slice_mut(ndarray::s![..n, ..]);
+        general_mat_mul(self.s, &e, &self.v.t(), 0.0, &mut l);
+        for mut r in l.rows_mut() {
+            r.iter_mut().zip(&self.c).for_each(|(x, &cc)| *x += cc);
+        }
+    }
+
+    /// Embeddings `[n, D]` of the maps `rows` (each `MAP` values).
+    fn embed_all(&self, maps: &[f32]) -> Vec<f32> {
+        let n = maps.len() / MAP;
+        let mut out = vec![0f32; n * D];
+        let mut wk = Work::new(64);
+        for (chunk, o) in maps.chunks(64 * MAP).zip(out.chunks_mut(64 * D)) {
+            let m = chunk.len() / MAP;
+            wk.z.as_slice_mut().expect("standard layout")[..chunk.len()].copy_from_slice(chunk);
+            self.forward_embed(&mut wk, m);
+            o.copy_from_slice(&wk.e.as_slice().expect("standard layout")[..m * D]);
+        }
+        out
+    }
+
+    fn probs_of_embedding(&self, e: &[f32], out: &mut [f32]) {
+        for (k, o) in out.iter_mut().enumerate() {
+            let row = self.v.row(k);
+            *o = self.s * row.iter().zip(e).map(|(a, b)| a * b).sum::<f32>() + self.c[k];
+        }
+        softmax(out);
+    }
+
+    fn accuracy(&self, emb: &[f32], y: &[u32]) -> f64 {
+        let mut p = [0f32; K];
+        let right = emb
+            .chunks_exact(D)
+            .zip(y)
+            .filter(|(e, y)| {
+                self.probs_of_embedding(e, &mut p);
+                argmax(&p) == **y as usize
+            })
+            .count();
+        right as f64 / y.len() as f64
+    }
+}
+
+fn softmax(x: &mut [f32]) {
+    let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    x.iter_mut().for_each(|v| {
+        *v = (*v - m).exp();
+        sum += *v;
+    });
+    x.iter_mut().for_each(|v| *v /= sum);
+}
+
+fn argmax(v: &[f32]) -> usize {
+    (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap_or(0)
+}
+
+/// A training sample: its pool row, target class and weight.
+#[derive(Clone, Copy)]
+struct Sample {
+    row: usize,
+    class: u32,
+    weight: f32,
+}
+
+struct TrainCfg {
+    steps: usize,
+    block_lr: f32,
+    train_block: bool,
+    views: bool,
+}
+
+/// Trains a copy of `start` on `labeled` + `stream` (see the module docs).
+fn train(
+    start: &Model,
+    w0: &Array2<f32>,
+    maps: &Maps,
+    labeled: &[Sample],
+    stream: &[Sample],
+    cfg: &TrainCfg,
+    seed: u64,
+) -> Model {
+    let mut m = start.clone();
+    let n = LAB_BATCH + if stream.is_empty() { 0 } else { STREAM_BATCH };
+    let mut wk = Work::new(n);
+    let mut rng = StdRng::seed_from_u64(seed ^ 0xada9);
+    let (mut mv, mut mc) = (Array2::<f32>::zeros((K, D)), vec![0f32; K]);
+    let (mut mw, mut mb) = (Array2::<f32>::zeros((D, C)), vec![0f32; D]);
+    let mut gv = Array2::<f32>::zeros((K, D));
+    let mut gw = Array2::<f32>::zeros((D, C));
+    let mut targets: Vec<(u32, f32)> = vec![(0, 0.0); n];
+    let mut de = Array2::<f32>::zeros((n, D));
+    for step in 0..cfg.steps {
+        let lr_scale = 0.5 * (1.0 + (std::f32::consts::PI * step as f32 / cfg.steps as f32).cos());
+        // gather the batch
+        let zs = wk.z.as_slice_mut().expect("standard layout");
+        for i in 0..n {
+            let s = if i < LAB_BATCH {
+                labeled[rng.random_range(0..labeled.len())]
+            } else {
+                stream[rng.random_range(0..stream.len())]
+            };
+            let part = if i < LAB_BATCH { LAB_BATCH } else { STREAM_BATCH };
+            let norm = if i < LAB_BATCH { 1.0 } else { 1.0 };
+            targets[i] = (s.class, s.weight * norm / part as f32);
+            let src = if cfg.views {
+                &maps.views[rng.random_range(0..VIEWS)]
+            } else {
+                &maps.clean
+            };
+            zs[i * MAP..(i + 1) * MAP].copy_from_slice(&src[s.row * MAP..(s.row + 1) * MAP]);
+        }
+        m.forward_embed(&mut wk, n);
+        m.forward_head(&mut wk, n);
+        // dL/dlogits
+        let mut gl = wk.logits.clone();
+        for (mut r, &(y, w)) in gl.rows_mut().into_iter().zip(&targets) {
+            let p = r.as_slice_mut().expect("row");
+            softmax(p);
+            p[y as usize] -= 1.0;
+            p.iter_mut().for_each(|x| *x *= w);
+        }
+        // head gradient
+        general_mat_mul(m.s, &gl.t(), &wk.e, 0.0, &mut gv);
+        let gc: Vec<f32> = gl.sum_axis(Axis(0)).to_vec();
+        if cfg.train_block {
+            // dL/de = s gl V, then through the mean pool and ReLU6
+            general_mat_mul(m.s, &gl, &m.v, 0.0, &mut de);
+            let mut gb = vec![0f32; D];
+            for i in 0..n {
+                let der = de.row(i);
+                for p in 0..P {
+                    let mut hr = wk.h.row_mut(i * P + p);
+                    for ((x, &g), (&bb, gbj)) in
+                        hr.iter_mut().zip(der.iter()).zip(m.b.iter().zip(gb.iter_mut()))
+                    {
+                        let pre = *x + bb;
+                        *x = if pre > 0.0 && pre < 6.0 { g / P as f32 } else { 0.0 };
+                        *gbj += *x;
+                    }
+                }
+            }
+            let h = wk.h.slice(ndarray::s![..n * P, ..]);
+            let z = wk.z.slice(ndarray::s![..n * P, ..]);
+            general_mat_mul(1.0, &h.t(), &z, 0.0, &mut gw);
+            // L2-SP towards the shipped weights, momentum SGD
+            let lr = cfg.block_lr * lr_scale;
+            ndarray::Zip::from(&mut mw).and(&gw).and(&m.w).and(w0).for_each(|mo, &g, &wv, &w0v| {
+                *mo = 0.9 * *mo + g + WD_BLOCK * (wv - w0v);
+            });
+            m.w.scaled_add(-lr, &mw);
+            for ((mo, g), bv) in mb.iter_mut().zip(&gb).zip(m.b.iter_mut()) {
+                *mo = 0.9 * *mo + g;
+                *bv -= lr * *mo;
+            }
+        }
+        let lr = HEAD_LR * lr_scale;
+        ndarray::Zip::from(&mut mv).and(&gv).and(&m.v).for_each(|mo, &g, &vv| {
+            *mo = 0.9 * *mo + g + WD_HEAD * vv;
+        });
+        m.v.scaled_add(-lr, &mv);
+        for ((mo, g), cv) in mc.iter_mut().zip(&gc).zip(m.c.iter_mut()) {
+            *mo = 0.9 * *mo + g;
+            *cv -= lr * *mo;
+        }
+    }
+    m
+}
+
+/// Label propagation over labelled + stream embeddings, started from `model`'s predictions:
+/// one `(class, weight)` per stream row, and the precision of the classes.
+fn propagate(
+    model: &Model,
+    emb_lab: &[f32],
+    y_lab: &[u32],
+    emb_stream: &[f32],
+    y_stream: &[u32],
+) -> Result<(Vec<(u32, f32)>, f64)> {
+    let n = y_lab.len() + y_stream.len();
+    let mut rng = StdRng::seed_from_u64(0);
+    let mut bank = BankParams::new(n, D, K).build()?;
+    for (x, &y) in emb_lab.chunks_exact(D).zip(y_lab) {
+        bank.insert_given(x, y, &mut rng)?;
+    }
+    let mut slots = Vec::with_capacity(y_stream.len());
+    for x in emb_stream.chunks_exact(D) {
+        let o = bank.insert_pseudo(Admitted::ungated(x), 0, 0.5, &mut rng)?;
+        slots.push(o.slot().expect("the bank has room for every row"));
+    }
+    let mut prop = PropagationParams::default().build(n, D, K)?;
+    prop.refresh(&bank, |e, p| {
+        model.probs_of_embedding(e, p);
+        Ok(())
+    })?;
+    let out: Vec<(u32, f32)> =
+        slots.iter().map(|&s| prop.target(&bank, s).expect("refreshed")).collect();
+    let right = out.iter().zip(y_stream).filter(|(t, y)| t.0 == **y).count();
+    Ok((out, right as f64 / y_stream.len() as f64))
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1));
+    let seeds: Vec<u64> = arg("--seeds")
+        .map(|s| s.split(',').map(|v| v.parse().expect("--seeds 1,2,3")).collect())
+        .unwrap_or_else(|| (1..=5).collect());
+    let steps: usize = arg("--steps").map_or(2000, |s| s.parse().expect("--steps N"));
+    let block_lr: f32 = arg("--block-lr").map_or(0.05, |s| s.parse().expect("--block-lr X"));
+    let only: Option<Vec<String>> = arg("--only").map(|s| s.split(',').map(String::from).collect());
+    let want = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == name));
+
+    let root = env!("CARGO_MANIFEST_DIR");
+    let spec = Spec::load(format!("{root}/experiments/fmnist-10-clean.toml"))?;
+    let cache = EmbeddingCache::new(format!("{root}/target/tmp/embeddings"));
+    let t0 = Instant::now();
+    let pool = idx::read_images(
+        spec.path(&spec.data.train_x, "train_x")?,
+        Some(spec.path(&spec.data.train_y, "train_y")?),
+    )?;
+    let test = idx::read_images(
+        spec.path(&spec.data.test_x, "test_x")?,
+        Some(spec.path(&spec.data.test_y, "test_y")?),
+    )?;
+    let pool_y = pool.labels.clone().expect("labelled pool");
+    let test_y = test.labels.clone().expect("labelled test");
+    let mut bs = BackboneSpec::efficientnet_lite0(spec.backbone.size, 1);
+    bs.embedding_output = models::CAMERA_LAST_BLOCK.into();
+    let mut bb = Backbone::load(spec.base.join(&spec.backbone.model), bs)?;
+    assert_eq!(bb.embedding_dim(), MAP, "a 112 input gives a 4 x 4 x 320 map");
+    let mut embed = |set: &ImageSet, what: &str| -> Result<Vec<f32>> {
+        eprintln!("maps of {what} ({} images; cached after the first run)", set.len());
+        let t = Instant::now();
+        let n = set.len();
+        let out = cache.images(&mut bb, set, |done| {
+            if done % 1000 == 0 {
+                eprintln!("  {done}/{n} ({:.0}s)", t.elapsed().as_secs_f64());
+            }
+        })?;
+        Ok(to_position_major(out))
+    };
+    let clean = embed(&pool, "the pool")?;
+    let test_maps = embed(&test, "the test set")?;
+    let g = Geometry { height: pool.height, width: pool.width, channels: pool.channels };
+    let mut aug = ImageAugmenter::new(ImageAugParams::default().check()?, g)?;
+    let mut views = Vec::new();
+    for v in 0..VIEWS {
+        let mut rng = StdRng::seed_from_u64(1000 + v as u64);
+        let mut set = pool.clone();
+        for (src, dst) in pool.pixels.chunks_exact(g.len()).zip(set.pixels.chunks_exact_mut(g.len()))
+        {
+            aug.strong_into(src, dst, &mut rng)?;
+        }
+        views.push(embed(&set, &format!("strong view {}", v + 1))?);
+    }
+    let maps = Maps { clean, views };
+    eprintln!("maps ready ({:.0}s)", t0.elapsed().as_secs_f64());
+
+    let conv = PointwiseConv::read_qdq(spec.base.join(&spec.backbone.model), models::CAMERA_HEAD_CONV)?;
+    let w0 = Array2::from_shape_vec((D, C), conv.weight).expect("D x C");
+    let shipped = Model {
+        w: w0.clone(),
+        b: conv.bias,
+        v: Array2::zeros((K, D)),
+        c: vec![0.0; K],
+        s: 1.0,
+    };
+
+    let names = [
+        "frozen-labels",
+        "frozen-oracle",
+        "frozen-prop",
+        "frozen-prop-views",
+        "adapt-labels",
+        "adapt-oracle",
+        "adapt-prop",
+        "adapt-prop2",
+    ];
+    let mut acc: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    let mut prec: Vec<Vec<f64>> = vec![Vec::new(); 2];
+    for &seed in &seeds {
+        let ts = Instant::now();
+        let dr = draw(&spec, &pool_y, K, 0, seed)?;
+        let stream_rows: Vec<usize> = dr
+            .stream
+            .iter()
+            .map(|r| match *r {
+                StreamRow::Pool(i) => i,
+                StreamRow::Ood(_) => unreachable!("the clean spec has no ood rows"),
+            })
+            .collect();
+        let gather = |x: &[f32], d: usize, idx: &[usize]| -> Vec<f32> {
+            idx.iter().flat_map(|&i| x[i * d..(i + 1) * d].iter().copied()).collect()
+        };
+        let y_lab: Vec<u32> = dr.labeled.iter().map(|&i| pool_y[i]).collect();
+        let y_stream: Vec<u32> = stream_rows.iter().map(|&i| pool_y[i]).collect();
+        let labeled: Vec<Sample> = dr
+            .labeled
+            .iter()
+            .map(|&row| Sample { row, class: pool_y[row], weight: 1.0 })
+            .collect();
+        let oracle: Vec<Sample> = stream_rows
+            .iter()
+            .map(|&row| Sample { row, class: pool_y[row], weight: 1.0 })
+            .collect();
+        let mut start = shipped.clone();
+        let emb_pool = start.embed_all(&maps.clean);
+        let lab_norm = dr
+            .labeled
+            .iter()
+            .map(|&i| emb_pool[i * D..(i + 1) * D].iter().map(|x| x * x).sum::<f32>().sqrt())
+            .sum::<f32>()
+            / dr.labeled.len() as f32;
+        start.s = 1.0 / lab_norm;
+        let emb_test = start.embed_all(&test_maps);
+        let cfg = |train_block: bool, views: bool| TrainCfg { steps, block_lr, train_block, views };
+        let mut run = |k: usize, m: &Model, what: &str, test_emb: &[f32]| {
+            let a = m.accuracy(test_emb, &test_y);
+            eprintln!("seed {seed} {what:<18} {a:.4} ({:.0}s)", ts.elapsed().as_secs_f64());
+            acc[k].push(a);
+        };
+        let frozen_labels = train(&start, &w0, &maps, &labeled, &[], &cfg(false, false), seed);
+        run(0, &frozen_labels, names[0], &emb_test);
+        if want(names[1]) {
+            let m = train(&start, &w0, &maps, &labeled, &oracle, &cfg(false, false), seed);
+            run(1, &m, names[1], &emb_test);
+        }
+        let emb_lab = gather(&emb_pool, D, &dr.labeled);
+        let emb_stream = gather(&emb_pool, D, &stream_rows);
+        let (targets, p1) = propagate(&frozen_labels, &emb_lab, &y_lab, &emb_stream, &y_stream)?;
+        prec[0].push(p1);
+        let prop: Vec<Sample> = stream_rows
+            .iter()
+            .zip(&targets)
+            .map(|(&row, &(class, weight))| Sample { row, class, weight })
+            .collect();
+        if want(names[2]) {
+            let m = train(&start, &w0, &maps, &labeled, &prop, &cfg(false, false), seed);
+            run(2, &m, names[2], &emb_test);
+        }
+        if want(names[3]) {
+            let m = train(&start, &w0, &maps, &labeled, &prop, &cfg(false, true), seed);
+            run(3, &m, names[3], &emb_test);
+        }
+        if want(names[4]) {
+            let m = train(&start, &w0, &maps, &labeled, &[], &cfg(true, true), seed);
+            run(4, &m, names[4], &m.embed_all(&test_maps));
+        }
+        if want(names[5]) {
+            let m = train(&start, &w0, &maps, &labeled, &oracle, &cfg(true, true), seed);
+            run(5, &m, names[5], &m.embed_all(&test_maps));
+        }
+        if want(names[6]) || want(names[7]) {
+            let m = train(&start, &w0, &maps, &labeled, &prop, &cfg(true, true), seed);
+            run(6, &m, names[6], &m.embed_all(&test_maps));
+            if want(names[7]) {
+                let emb2 = m.embed_all(&maps.clean);
+                let (t2, p2) = propagate(
+                    &m,
+                    &gather(&emb2, D, &dr.labeled),
+                    &y_lab,
+                    &gather(&emb2, D, &stream_rows),
+                    &y_stream,
+                )?;
+                prec[1].push(p2);
+                let prop2: Vec<Sample> = stream_rows
+                    .iter()
+                    .zip(&t2)
+                    .map(|(&row, &(class, weight))| Sample { row, class, weight })
+                    .collect();
+                let m2 = train(&start, &w0, &maps, &labeled, &prop2, &cfg(true, true), seed);
+                run(7, &m2, names[7], &m2.embed_all(&test_maps));
+            }
+        }
+    }
+
+    let mean = |v: &[f64]| if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 };
+    let (lo, hi, ahi) = (mean(&acc[0]), mean(&acc[1]), mean(&acc[5]));
+    println!(
+        "adapt_study: seeds {seeds:?}, {steps} steps, block lr {block_lr}, head lr {HEAD_LR}, \
+         views {VIEWS}; propagated precision {:.1}% (frozen graph), {:.1}% (adapted graph)",
+        100.0 * mean(&prec[0]),
+        100.0 * mean(&prec[1])
+    );
+    println!(
+        "{:<18} {:>16} {:>14} {:>18}  per seed",
+        "configuration", "accuracy", "gap (frozen)", "gap (adapt oracle)"
+    );
+    for (name, a) in names.iter().zip(&acc) {
+        if a.is_empty() {
+            continue;
+        }
+        let (m, sd) = mean_std(a);
+        let per: Vec<String> = a.iter().map(|x| format!("{x:.4}")).collect();
+        println!(
+            "{name:<18} {m:>8.4} +- {sd:.4} {:>13.1}% {:>17.1}%  {}",
+            100.0 * (m - lo) / (hi - lo),
+            100.0 * (m - lo) / (ahi - lo),
+            per.join(" ")
+        );
+    }
+    println!("total {:.0}s", t0.elapsed().as_secs_f64());
+    Ok(())
+}

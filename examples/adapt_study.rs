@@ -20,27 +20,35 @@
 //!   embeddings have mean norm 1; weight decay `WD_HEAD` on it. The block, when trained, has
 //!   L2-SP decay (Li et al. 2018) towards its shipped weights, `WD_BLOCK`, and its own learning
 //!   rate (`--block-lr`).
-//! - views: with `views`, each training sample is fed as one of `VIEWS` strong input-space
-//!   views (the crate's `ImageAugmenter::strong_into`: FixMatch's flip-and-shift, 2
-//!   RandAugment ops, Cutout, applied to the 28 x 28 image before the resize), drawn afresh per
-//!   step; targets always come from the clean image (FixMatch's weak -> strong).
-//! - stream targets: `labels` = none (labels-only); `oracle` = the true label of every stream
-//!   sample, weight 1; `prop` = label propagation (the crate's `Propagation`, its defaults:
-//!   PCA-128 whitened 10-NN graph, alpha 0.9) over the labelled + stream embeddings of the
-//!   current block, started from the labels-only model's predictions, hard labels weighted by
-//!   certainty x class balance, as the learner's `labelprop` uses them; `prop2` = a second round:
-//!   the graph rebuilt on the embeddings of the block that `prop` adapted, started from that
-//!   model's predictions, then the block and head retrained from the shipped weights.
+//! - views (`Views`): `clean` feeds every training sample as its clean map; `weak` as the
+//!   clean map or one of `VIEWS` weak views (the crate's `ImageAugmenter::weak_into`:
+//!   FixMatch's flip and shift); `mixed` half the time a weak choice, half a strong view
+//!   (`strong_into`: flip-and-shift, 2 RandAugment ops, Cutout); `strong` a strong view only.
+//!   Views are made on the 28 x 28 image before the resize, fixed per pool row (cached), and
+//!   drawn afresh per step; targets always come from the clean image (FixMatch's weak ->
+//!   strong).
+//! - stream targets (`Targets`): `labels` = none (labels-only); `oracle` = the true label of
+//!   every stream sample, weight 1; `prop` = label propagation (the crate's `Propagation`, its
+//!   defaults: PCA-128 whitened 10-NN graph, alpha 0.9) over the labelled + stream embeddings
+//!   of the shipped block, started from the frozen labels-only model's predictions, hard labels
+//!   weighted by certainty x class balance, as the learner's `labelprop` uses them; `prop2` = a
+//!   second round: the graph rebuilt on the embeddings of the block that `prop` adapted (same
+//!   views), started from that model's predictions, then the block and head retrained from the
+//!   shipped weights on the new targets.
+//! - `frozen-*` train the head only (the block keeps the shipped weights: the embedding the
+//!   learner uses today); `adapt-*` train the block and the head.
 //!
 //! Printed per configuration: test accuracy, mean +- std over the seeds, and gap closed
 //! against the frozen labels-only and frozen oracle rows of the same run (the harness's
 //! definition), and against the adapted oracle.
 //!
-//! The maps of the pool, the test set and the pool's `VIEWS` strong views are computed once by
-//! tract (about 6 min here) and kept in `target/tmp/embeddings` by `EmbeddingCache`.
+//! The maps of the pool, the test set and the pool's `VIEWS` weak and `VIEWS` strong views
+//! (8000 + 24000 backbone passes up to the map, 15 ms each here) are computed once by tract and
+//! kept in `target/tmp/embeddings` by `EmbeddingCache`.
 //!
 //! Run: `nice cargo run --release --example adapt_study -- --seeds 1,2,3,4,5`
-//! (`--block-lr X`, `--steps N`, `--only frozen-prop,adapt-prop` to restrict.)
+//! (`--block-lr X`, `--steps N`, `--only adapt-prop-clean,adapt-prop2-clean` to restrict; the
+//! two baselines always run.)
 
 use std::time::Instant;
 
@@ -76,7 +84,43 @@ const HEAD_LR: f32 = 0.5;
 /// Feature maps, position-major: sample `i` is `[P, C]` at `i * MAP`.
 struct Maps {
     clean: Vec<f32>,
-    views: Vec<Vec<f32>>,
+    weak: Vec<Vec<f32>>,
+    strong: Vec<Vec<f32>>,
+}
+
+/// Which maps a training sample is fed as.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Views {
+    /// The clean image only.
+    Clean,
+    /// The clean image or one of the weak views, uniformly.
+    Weak,
+    /// Half the time as `Weak`, half a strong view.
+    Mixed,
+    /// A strong view only.
+    Strong,
+}
+
+impl Maps {
+    fn pick<'a, R: Rng>(&'a self, views: Views, rng: &mut R) -> &'a [f32] {
+        let weak = |rng: &mut R| {
+            let k = rng.random_range(0..=VIEWS);
+            if k == 0 { &self.clean } else { &self.weak[k - 1] }
+        };
+        let strong = |rng: &mut R| &self.strong[rng.random_range(0..VIEWS)];
+        match views {
+            Views::Clean => &self.clean,
+            Views::Weak => weak(rng),
+            Views::Mixed => {
+                if rng.random::<bool>() {
+                    weak(rng)
+                } else {
+                    strong(rng)
+                }
+            }
+            Views::Strong => strong(rng),
+        }
+    }
 }
 
 /// `[C, P]` (the graph's NCHW) -> `[P, C]` per sample.
@@ -104,9 +148,9 @@ struct Model {
 
 /// Scratch for a batch of `n` samples.
 struct Work {
-    z: Array2<f32>,     // [n P, C]
-    h: Array2<f32>,     // [n P, D] pre-activation, then gradient
-    e: Array2<f32>,     // [n, D]
+    z: Array2<f32>,      // [n P, C]
+    h: Array2<f32>,      // [n P, D] pre-activation, then gradient
+    e: Array2<f32>,      // [n, D]
     logits: Array2<f32>, // [n, K]
 }
 
@@ -197,6 +241,19 @@ fn argmax(v: &[f32]) -> usize {
     (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap_or(0)
 }
 
+/// Where the stream's training targets come from.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Targets {
+    /// None: labels only.
+    Labels,
+    /// The true labels.
+    Oracle,
+    /// Label propagation on the frozen embedding.
+    Prop,
+    /// Label propagation on the embedding of the block adapted with `Prop` targets.
+    Prop2,
+}
+
 /// A training sample: its pool row, target class and weight.
 #[derive(Clone, Copy)]
 struct Sample {
@@ -209,7 +266,7 @@ struct TrainCfg {
     steps: usize,
     block_lr: f32,
     train_block: bool,
-    views: bool,
+    views: Views,
 }
 
 /// Trains a copy of `start` on `labeled` + `stream` (see the module docs).
@@ -243,13 +300,8 @@ fn train(
                 stream[rng.random_range(0..stream.len())]
             };
             let part = if i < LAB_BATCH { LAB_BATCH } else { STREAM_BATCH };
-            let norm = if i < LAB_BATCH { 1.0 } else { 1.0 };
-            targets[i] = (s.class, s.weight * norm / part as f32);
-            let src = if cfg.views {
-                &maps.views[rng.random_range(0..VIEWS)]
-            } else {
-                &maps.clean
-            };
+            targets[i] = (s.class, s.weight / part as f32);
+            let src = maps.pick(cfg.views, &mut rng);
             zs[i * MAP..(i + 1) * MAP].copy_from_slice(&src[s.row * MAP..(s.row + 1) * MAP]);
         }
         m.forward_embed(&mut wk, n);
@@ -384,40 +436,53 @@ fn main() -> Result<()> {
     let test_maps = embed(&test, "the test set")?;
     let g = Geometry { height: pool.height, width: pool.width, channels: pool.channels };
     let mut aug = ImageAugmenter::new(ImageAugParams::default().check()?, g)?;
-    let mut views = Vec::new();
+    let (mut weak, mut strong) = (Vec::new(), Vec::new());
     for v in 0..VIEWS {
-        let mut rng = StdRng::seed_from_u64(1000 + v as u64);
-        let mut set = pool.clone();
-        for (src, dst) in pool.pixels.chunks_exact(g.len()).zip(set.pixels.chunks_exact_mut(g.len()))
-        {
-            aug.strong_into(src, dst, &mut rng)?;
+        for is_strong in [false, true] {
+            let mut rng = StdRng::seed_from_u64(1000 + v as u64 + if is_strong { 0 } else { 500 });
+            let mut set = pool.clone();
+            for (src, dst) in
+                pool.pixels.chunks_exact(g.len()).zip(set.pixels.chunks_exact_mut(g.len()))
+            {
+                if is_strong {
+                    aug.strong_into(src, dst, &mut rng)?;
+                } else {
+                    aug.weak_into(src, dst, &mut rng)?;
+                }
+            }
+            let kind = if is_strong { "strong" } else { "weak" };
+            let m = embed(&set, &format!("{kind} view {}", v + 1))?;
+            if is_strong { strong.push(m) } else { weak.push(m) }
         }
-        views.push(embed(&set, &format!("strong view {}", v + 1))?);
     }
-    let maps = Maps { clean, views };
+    let maps = Maps { clean, weak, strong };
     eprintln!("maps ready ({:.0}s)", t0.elapsed().as_secs_f64());
 
-    let conv = PointwiseConv::read_qdq(spec.base.join(&spec.backbone.model), models::CAMERA_HEAD_CONV)?;
+    let conv =
+        PointwiseConv::read_qdq(spec.base.join(&spec.backbone.model), models::CAMERA_HEAD_CONV)?;
     let w0 = Array2::from_shape_vec((D, C), conv.weight).expect("D x C");
-    let shipped = Model {
-        w: w0.clone(),
-        b: conv.bias,
-        v: Array2::zeros((K, D)),
-        c: vec![0.0; K],
-        s: 1.0,
-    };
+    let shipped =
+        Model { w: w0.clone(), b: conv.bias, v: Array2::zeros((K, D)), c: vec![0.0; K], s: 1.0 };
 
-    let names = [
-        "frozen-labels",
-        "frozen-oracle",
-        "frozen-prop",
-        "frozen-prop-views",
-        "adapt-labels",
-        "adapt-oracle",
-        "adapt-prop",
-        "adapt-prop2",
+    // (name, stream targets, train the block, views); the first two are the baselines
+    let mut configs: Vec<(&str, Targets, bool, Views)> = vec![
+        ("frozen-labels", Targets::Labels, false, Views::Clean),
+        ("frozen-oracle", Targets::Oracle, false, Views::Clean),
+        ("frozen-prop", Targets::Prop, false, Views::Clean),
+        ("frozen-prop-weak", Targets::Prop, false, Views::Weak),
+        ("adapt-labels-clean", Targets::Labels, true, Views::Clean),
+        ("adapt-labels-weak", Targets::Labels, true, Views::Weak),
+        ("adapt-oracle-clean", Targets::Oracle, true, Views::Clean),
+        ("adapt-oracle-weak", Targets::Oracle, true, Views::Weak),
+        ("adapt-oracle-mixed", Targets::Oracle, true, Views::Mixed),
+        ("adapt-oracle-strong", Targets::Oracle, true, Views::Strong),
+        ("adapt-prop-clean", Targets::Prop, true, Views::Clean),
+        ("adapt-prop-weak", Targets::Prop, true, Views::Weak),
+        ("adapt-prop-mixed", Targets::Prop, true, Views::Mixed),
+        ("adapt-prop2-clean", Targets::Prop2, true, Views::Clean),
     ];
-    let mut acc: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    configs.retain(|c| matches!(c.0, "frozen-labels" | "frozen-oracle") || want(c.0));
+    let mut acc: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
     let mut prec: Vec<Vec<f64>> = vec![Vec::new(); 2];
     for &seed in &seeds {
         let ts = Instant::now();
@@ -435,15 +500,17 @@ fn main() -> Result<()> {
         };
         let y_lab: Vec<u32> = dr.labeled.iter().map(|&i| pool_y[i]).collect();
         let y_stream: Vec<u32> = stream_rows.iter().map(|&i| pool_y[i]).collect();
-        let labeled: Vec<Sample> = dr
-            .labeled
-            .iter()
-            .map(|&row| Sample { row, class: pool_y[row], weight: 1.0 })
-            .collect();
-        let oracle: Vec<Sample> = stream_rows
-            .iter()
-            .map(|&row| Sample { row, class: pool_y[row], weight: 1.0 })
-            .collect();
+        let samples = |rows: &[usize], t: &[(u32, f32)]| -> Vec<Sample> {
+            rows.iter()
+                .zip(t)
+                .map(|(&row, &(class, weight))| Sample { row, class, weight })
+                .collect()
+        };
+        let truth = |rows: &[usize]| -> Vec<(u32, f32)> {
+            rows.iter().map(|&i| (pool_y[i], 1.0)).collect()
+        };
+        let labeled = samples(&dr.labeled, &truth(&dr.labeled));
+        let oracle = samples(&stream_rows, &truth(&stream_rows));
         let mut start = shipped.clone();
         let emb_pool = start.embed_all(&maps.clean);
         let lab_norm = dr
@@ -453,70 +520,86 @@ fn main() -> Result<()> {
             .sum::<f32>()
             / dr.labeled.len() as f32;
         start.s = 1.0 / lab_norm;
-        let emb_test = start.embed_all(&test_maps);
-        let cfg = |train_block: bool, views: bool| TrainCfg { steps, block_lr, train_block, views };
-        let mut run = |k: usize, m: &Model, what: &str, test_emb: &[f32]| {
-            let a = m.accuracy(test_emb, &test_y);
-            eprintln!("seed {seed} {what:<18} {a:.4} ({:.0}s)", ts.elapsed().as_secs_f64());
-            acc[k].push(a);
-        };
-        let frozen_labels = train(&start, &w0, &maps, &labeled, &[], &cfg(false, false), seed);
-        run(0, &frozen_labels, names[0], &emb_test);
-        if want(names[1]) {
-            let m = train(&start, &w0, &maps, &labeled, &oracle, &cfg(false, false), seed);
-            run(1, &m, names[1], &emb_test);
-        }
-        let emb_lab = gather(&emb_pool, D, &dr.labeled);
-        let emb_stream = gather(&emb_pool, D, &stream_rows);
-        let (targets, p1) = propagate(&frozen_labels, &emb_lab, &y_lab, &emb_stream, &y_stream)?;
+        let cfg =
+            |train_block: bool, views: Views| TrainCfg { steps, block_lr, train_block, views };
+        let frozen_labels =
+            train(&start, &w0, &maps, &labeled, &[], &cfg(false, Views::Clean), seed);
+        let (targets, p1) = propagate(
+            &frozen_labels,
+            &gather(&emb_pool, D, &dr.labeled),
+            &y_lab,
+            &gather(&emb_pool, D, &stream_rows),
+            &y_stream,
+        )?;
         prec[0].push(p1);
-        let prop: Vec<Sample> = stream_rows
-            .iter()
-            .zip(&targets)
-            .map(|(&row, &(class, weight))| Sample { row, class, weight })
-            .collect();
-        if want(names[2]) {
-            let m = train(&start, &w0, &maps, &labeled, &prop, &cfg(false, false), seed);
-            run(2, &m, names[2], &emb_test);
-        }
-        if want(names[3]) {
-            let m = train(&start, &w0, &maps, &labeled, &prop, &cfg(false, true), seed);
-            run(3, &m, names[3], &emb_test);
-        }
-        if want(names[4]) {
-            let m = train(&start, &w0, &maps, &labeled, &[], &cfg(true, true), seed);
-            run(4, &m, names[4], &m.embed_all(&test_maps));
-        }
-        if want(names[5]) {
-            let m = train(&start, &w0, &maps, &labeled, &oracle, &cfg(true, true), seed);
-            run(5, &m, names[5], &m.embed_all(&test_maps));
-        }
-        if want(names[6]) || want(names[7]) {
-            let m = train(&start, &w0, &maps, &labeled, &prop, &cfg(true, true), seed);
-            run(6, &m, names[6], &m.embed_all(&test_maps));
-            if want(names[7]) {
-                let emb2 = m.embed_all(&maps.clean);
-                let (t2, p2) = propagate(
-                    &m,
-                    &gather(&emb2, D, &dr.labeled),
-                    &y_lab,
-                    &gather(&emb2, D, &stream_rows),
-                    &y_stream,
-                )?;
-                prec[1].push(p2);
-                let prop2: Vec<Sample> = stream_rows
-                    .iter()
-                    .zip(&t2)
-                    .map(|(&row, &(class, weight))| Sample { row, class, weight })
-                    .collect();
-                let m2 = train(&start, &w0, &maps, &labeled, &prop2, &cfg(true, true), seed);
-                run(7, &m2, names[7], &m2.embed_all(&test_maps));
-            }
+        let prop = samples(&stream_rows, &targets);
+        // the adapted model whose graph and predictions start the second round
+        let mut first_round: Option<Model> = None;
+        for (k, &(name, tg, train_block, views)) in configs.iter().enumerate() {
+            let m = match tg {
+                Targets::Labels if !train_block && views == Views::Clean => frozen_labels.clone(),
+                Targets::Labels => {
+                    train(&start, &w0, &maps, &labeled, &[], &cfg(train_block, views), seed)
+                }
+                Targets::Oracle => {
+                    train(&start, &w0, &maps, &labeled, &oracle, &cfg(train_block, views), seed)
+                }
+                Targets::Prop => {
+                    let m =
+                        train(&start, &w0, &maps, &labeled, &prop, &cfg(train_block, views), seed);
+                    if train_block && views == Views::Clean {
+                        first_round = Some(m.clone());
+                    }
+                    m
+                }
+                Targets::Prop2 => {
+                    let first = match first_round.take() {
+                        Some(f) => f,
+                        None => train(
+                            &start,
+                            &w0,
+                            &maps,
+                            &labeled,
+                            &prop,
+                            &cfg(true, Views::Weak),
+                            seed,
+                        ),
+                    };
+                    let emb2 = first.embed_all(&maps.clean);
+                    let (t2, p2) = propagate(
+                        &first,
+                        &gather(&emb2, D, &dr.labeled),
+                        &y_lab,
+                        &gather(&emb2, D, &stream_rows),
+                        &y_stream,
+                    )?;
+                    prec[1].push(p2);
+                    train(
+                        &start,
+                        &w0,
+                        &maps,
+                        &labeled,
+                        &samples(&stream_rows, &t2),
+                        &cfg(train_block, views),
+                        seed,
+                    )
+                }
+            };
+            let a = m.accuracy(&m.embed_all(&test_maps), &test_y);
+            eprintln!("seed {seed} {name:<20} {a:.4} ({:.0}s)", ts.elapsed().as_secs_f64());
+            acc[k].push(a);
         }
     }
 
-    let mean = |v: &[f64]| if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 };
-    let (lo, hi, ahi) = (mean(&acc[0]), mean(&acc[1]), mean(&acc[5]));
+    let mean =
+        |v: &[f64]| if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 };
+    let (lo, hi) = (mean(&acc[0]), mean(&acc[1]));
+    let ahi = configs
+        .iter()
+        .zip(&acc)
+        .filter(|(c, _)| c.1 == Targets::Oracle && c.2)
+        .map(|(_, a)| mean(a))
+        .fold(f64::NAN, f64::max);
     println!(
         "adapt_study: seeds {seeds:?}, {steps} steps, block lr {block_lr}, head lr {HEAD_LR}, \
          views {VIEWS}; propagated precision {:.1}% (frozen graph), {:.1}% (adapted graph)",
@@ -527,7 +610,7 @@ fn main() -> Result<()> {
         "{:<18} {:>16} {:>14} {:>18}  per seed",
         "configuration", "accuracy", "gap (frozen)", "gap (adapt oracle)"
     );
-    for (name, a) in names.iter().zip(&acc) {
+    for ((name, ..), a) in configs.iter().zip(&acc) {
         if a.is_empty() {
             continue;
         }

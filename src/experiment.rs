@@ -597,7 +597,8 @@ pub fn draw(
     let labeled = sample_per_class(pool_y, None, n_classes, p.labels_per_class, &mut rng)?;
     let mut rest: Vec<usize> = (0..pool_y.len()).filter(|i| !labeled.contains(i)).collect();
     rest.shuffle(&mut rng);
-    let n_ood = if ood_rows > 0 { (p.stream_len as f64 * p.ood_fraction).round() as usize } else { 0 };
+    let n_ood =
+        if ood_rows > 0 { (p.stream_len as f64 * p.ood_fraction).round() as usize } else { 0 };
     let n_in = p.stream_len.saturating_sub(n_ood).min(rest.len());
     let mut stream: Vec<StreamRow> = rest[..n_in].iter().map(|&i| StreamRow::Pool(i)).collect();
     let mut ood_order: Vec<usize> = (0..ood_rows).collect();

@@ -697,6 +697,39 @@ format = "npy"
     }
 
     #[test]
+    fn draw_takes_the_labels_per_class_the_stream_from_the_rest_and_its_ood_share() {
+        let spec = parse("labels_per_class = 3\nstream_len = 40\nood_fraction = 0.25\n").unwrap();
+        // 4 classes x 20 pool rows; 7 ood rows to draw from (so some repeat)
+        let pool_y: Vec<u32> = (0..80).map(|i| i % 4).collect();
+        let d = draw(&spec, &pool_y, 4, 7, 9).unwrap();
+        assert_eq!(d.labeled.len(), 12);
+        for c in 0..4 {
+            assert_eq!(d.labeled.iter().filter(|&&i| pool_y[i] == c).count(), 3, "class {c}");
+        }
+        assert_eq!(d.stream.len(), 40);
+        let pool: Vec<usize> = d
+            .stream
+            .iter()
+            .filter_map(|r| if let StreamRow::Pool(i) = *r { Some(i) } else { None })
+            .collect();
+        assert_eq!(pool.len(), 30, "25% of 40 come from the ood set");
+        assert!(pool.iter().all(|i| !d.labeled.contains(i)), "no labelled row in the stream");
+        let mut unique = pool.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), 30, "pool rows are drawn without replacement");
+        assert!(d.stream.iter().all(|r| !matches!(*r, StreamRow::Ood(j) if j >= 7)));
+        // the same seed draws the same; another seed draws differently; no ood rows, no ood
+        assert_eq!(draw(&spec, &pool_y, 4, 7, 9).unwrap(), d);
+        assert_ne!(draw(&spec, &pool_y, 4, 7, 10).unwrap(), d);
+        let clean = draw(&spec, &pool_y, 4, 0, 9).unwrap();
+        assert!(clean.stream.iter().all(|r| matches!(r, StreamRow::Pool(_))));
+        assert_eq!(clean.stream.len(), 40);
+        // a class with too few rows is an error, not a short draw
+        assert!(draw(&spec, &pool_y[..8], 4, 0, 9).is_err());
+    }
+
+    #[test]
     fn learner_overrides_apply_to_the_params() {
         let spec = parse("[learner]\nweight_decay = 5e-3\nneighbours = 20\nhidden = 64\n").unwrap();
         let mut p = LearnerParams::new(32, 4);

@@ -15,8 +15,8 @@
 //!
 //! - trainer: minibatch SGD (momentum 0.9, cosine decay to 0, `STEPS` steps), each batch 16
 //!   labelled samples plus (if the configuration has stream targets) 48 stream samples, loss =
-//!   mean cross-entropy on the labelled part + weighted mean cross-entropy on the stream part.
-//!   The linear head (zero init, bias) reads `u = s e`, `s` fixed so that the labelled
+//!   mean cross-entropy on the labelled part + the mean of weight x cross-entropy on the stream
+//!   part. The linear head (zero init, bias) reads `u = s e`, `s` fixed so that the labelled
 //!   embeddings have mean norm 1; weight decay `WD_HEAD` on it. The block, when trained, has
 //!   L2-SP decay (Li et al. 2018) towards its shipped weights, `WD_BLOCK`, and its own learning
 //!   rate (`--block-lr`).
@@ -32,8 +32,8 @@
 //!   defaults: PCA-128 whitened 10-NN graph, alpha 0.9) over the labelled + stream embeddings
 //!   of the shipped block, started from the frozen labels-only model's predictions, hard labels
 //!   weighted by certainty x class balance, as the learner's `labelprop` uses them; `prop2` = a
-//!   second round: the graph rebuilt on the embeddings of the block that `prop` adapted (same
-//!   views), started from that model's predictions, then the block and head retrained from the
+//!   second round: the graph rebuilt on the embeddings of the block that `prop` adapted with
+//!   the same views (the `adapt-prop-*` row of those views, or trained here if it did not run), started from that model's predictions, then the block and head retrained from the
 //!   shipped weights on the new targets.
 //! - `frozen-*` train the head only (the block keeps the shipped weights: the embedding the
 //!   learner uses today); `adapt-*` train the block and the head.
@@ -64,8 +64,8 @@ use edge_ssl::experiment::{Spec, StreamRow, draw};
 use edge_ssl::gate::Admitted;
 use edge_ssl::propagate::PropagationParams;
 use edge_ssl::{Backbone, BackboneSpec, Result, models};
+use ndarray::Array2;
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array2, Axis};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -289,6 +289,7 @@ fn train(
     let mut gw = Array2::<f32>::zeros((D, C));
     let mut targets: Vec<(u32, f32)> = vec![(0, 0.0); n];
     let mut de = Array2::<f32>::zeros((n, D));
+    let mut gb = vec![0f32; D];
     for step in 0..cfg.steps {
         let lr_scale = 0.5 * (1.0 + (std::f32::consts::PI * step as f32 / cfg.steps as f32).cos());
         // gather the batch
@@ -306,21 +307,22 @@ fn train(
         }
         m.forward_embed(&mut wk, n);
         m.forward_head(&mut wk, n);
-        // dL/dlogits
-        let mut gl = wk.logits.clone();
-        for (mut r, &(y, w)) in gl.rows_mut().into_iter().zip(&targets) {
+        // dL/dlogits, in place of the logits
+        let mut gc = [0f32; K];
+        for (mut r, &(y, w)) in wk.logits.rows_mut().into_iter().zip(&targets) {
             let p = r.as_slice_mut().expect("row");
             softmax(p);
             p[y as usize] -= 1.0;
             p.iter_mut().for_each(|x| *x *= w);
+            gc.iter_mut().zip(p.iter()).for_each(|(g, x)| *g += x);
         }
+        let gl = &wk.logits;
         // head gradient
         general_mat_mul(m.s, &gl.t(), &wk.e, 0.0, &mut gv);
-        let gc: Vec<f32> = gl.sum_axis(Axis(0)).to_vec();
         if cfg.train_block {
             // dL/de = s gl V, then through the mean pool and ReLU6
-            general_mat_mul(m.s, &gl, &m.v, 0.0, &mut de);
-            let mut gb = vec![0f32; D];
+            general_mat_mul(m.s, gl, &m.v, 0.0, &mut de);
+            gb.fill(0.0);
             for i in 0..n {
                 let der = de.row(i);
                 for p in 0..P {
@@ -361,24 +363,26 @@ fn train(
     m
 }
 
-/// Label propagation over labelled + stream embeddings, started from `model`'s predictions:
-/// one `(class, weight)` per stream row, and the precision of the classes.
+/// Label propagation over the `labeled` + `stream` rows of `emb` (pool embeddings, `[n, D]`),
+/// started from `model`'s predictions: one `(class, weight)` per stream row, and the precision
+/// of the classes against `pool_y`.
 fn propagate(
     model: &Model,
-    emb_lab: &[f32],
-    y_lab: &[u32],
-    emb_stream: &[f32],
-    y_stream: &[u32],
+    emb: &[f32],
+    labeled: &[usize],
+    stream: &[usize],
+    pool_y: &[u32],
 ) -> Result<(Vec<(u32, f32)>, f64)> {
-    let n = y_lab.len() + y_stream.len();
+    let n = labeled.len() + stream.len();
+    let row = |i: usize| &emb[i * D..(i + 1) * D];
     let mut rng = StdRng::seed_from_u64(0);
     let mut bank = BankParams::new(n, D, K).build()?;
-    for (x, &y) in emb_lab.chunks_exact(D).zip(y_lab) {
-        bank.insert_given(x, y, &mut rng)?;
+    for &i in labeled {
+        bank.insert_given(row(i), pool_y[i], &mut rng)?;
     }
-    let mut slots = Vec::with_capacity(y_stream.len());
-    for x in emb_stream.chunks_exact(D) {
-        let o = bank.insert_pseudo(Admitted::ungated(x), 0, 0.5, &mut rng)?;
+    let mut slots = Vec::with_capacity(stream.len());
+    for &i in stream {
+        let o = bank.insert_pseudo(Admitted::ungated(row(i)), 0, 0.5, &mut rng)?;
         slots.push(o.slot().expect("the bank has room for every row"));
     }
     let mut prop = PropagationParams::default().build(n, D, K)?;
@@ -388,8 +392,8 @@ fn propagate(
     })?;
     let out: Vec<(u32, f32)> =
         slots.iter().map(|&s| prop.target(&bank, s).expect("refreshed")).collect();
-    let right = out.iter().zip(y_stream).filter(|(t, y)| t.0 == **y).count();
-    Ok((out, right as f64 / y_stream.len() as f64))
+    let right = out.iter().zip(stream).filter(|(t, i)| t.0 == pool_y[**i]).count();
+    Ok((out, right as f64 / stream.len() as f64))
 }
 
 fn main() -> Result<()> {
@@ -495,11 +499,6 @@ fn main() -> Result<()> {
                 StreamRow::Ood(_) => unreachable!("the clean spec has no ood rows"),
             })
             .collect();
-        let gather = |x: &[f32], d: usize, idx: &[usize]| -> Vec<f32> {
-            idx.iter().flat_map(|&i| x[i * d..(i + 1) * d].iter().copied()).collect()
-        };
-        let y_lab: Vec<u32> = dr.labeled.iter().map(|&i| pool_y[i]).collect();
-        let y_stream: Vec<u32> = stream_rows.iter().map(|&i| pool_y[i]).collect();
         let samples = |rows: &[usize], t: &[(u32, f32)]| -> Vec<Sample> {
             rows.iter()
                 .zip(t)
@@ -524,17 +523,13 @@ fn main() -> Result<()> {
             |train_block: bool, views: Views| TrainCfg { steps, block_lr, train_block, views };
         let frozen_labels =
             train(&start, &w0, &maps, &labeled, &[], &cfg(false, Views::Clean), seed);
-        let (targets, p1) = propagate(
-            &frozen_labels,
-            &gather(&emb_pool, D, &dr.labeled),
-            &y_lab,
-            &gather(&emb_pool, D, &stream_rows),
-            &y_stream,
-        )?;
+        let (targets, p1) =
+            propagate(&frozen_labels, &emb_pool, &dr.labeled, &stream_rows, &pool_y)?;
         prec[0].push(p1);
         let prop = samples(&stream_rows, &targets);
-        // the adapted model whose graph and predictions start the second round
-        let mut first_round: Option<Model> = None;
+        // the adapted `prop` model (and its views) whose graph and predictions start the
+        // second round of a `prop2` row with the same views
+        let mut first_round: Option<(Views, Model)> = None;
         for (k, &(name, tg, train_block, views)) in configs.iter().enumerate() {
             let m = match tg {
                 Targets::Labels if !train_block && views == Views::Clean => frozen_labels.clone(),
@@ -547,32 +542,18 @@ fn main() -> Result<()> {
                 Targets::Prop => {
                     let m =
                         train(&start, &w0, &maps, &labeled, &prop, &cfg(train_block, views), seed);
-                    if train_block && views == Views::Clean {
-                        first_round = Some(m.clone());
+                    if train_block {
+                        first_round = Some((views, m.clone()));
                     }
                     m
                 }
                 Targets::Prop2 => {
                     let first = match first_round.take() {
-                        Some(f) => f,
-                        None => train(
-                            &start,
-                            &w0,
-                            &maps,
-                            &labeled,
-                            &prop,
-                            &cfg(true, Views::Weak),
-                            seed,
-                        ),
+                        Some((v, f)) if v == views => f,
+                        _ => train(&start, &w0, &maps, &labeled, &prop, &cfg(true, views), seed),
                     };
                     let emb2 = first.embed_all(&maps.clean);
-                    let (t2, p2) = propagate(
-                        &first,
-                        &gather(&emb2, D, &dr.labeled),
-                        &y_lab,
-                        &gather(&emb2, D, &stream_rows),
-                        &y_stream,
-                    )?;
+                    let (t2, p2) = propagate(&first, &emb2, &dr.labeled, &stream_rows, &pool_y)?;
                     prec[1].push(p2);
                     train(
                         &start,

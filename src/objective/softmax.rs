@@ -342,40 +342,6 @@ pub fn fit_temperature(logits: &[f32], labels: &[u32], k: usize) -> Result<f32> 
 
 #[cfg(test)]
 mod tests {
-
-    #[test]
-    fn fitted_temperature_matches_hand_values_and_minimizes_the_nll() {
-        // (2, 0) with 80% label 0: sigmoid(2 / T) = 0.8, T = 2 / ln 4 = 1.4427.
-        let logits: Vec<f32> = [2.0, 0.0].repeat(10);
-        let mut labels = [0u32; 10];
-        labels[8..].fill(1);
-        let t = fit_temperature(&logits, &labels, 2).unwrap();
-        assert!((t - 2.0 / 4f32.ln()).abs() < 1e-4, "{t}");
-        // Three classes, mixed rows: the NLL at T is below its value a little either side.
-        let z = [3.0, 1.0, -1.0, 0.5, 2.5, 0.0, -1.0, 0.0, 4.0, 1.0, 1.2, 0.8];
-        let y = [0, 1, 0, 2];
-        let nll = |t: f32| -> f32 {
-            let mut p = [0.0; 12];
-            softmax_into(&z, 3, t, &mut p).unwrap();
-            y.iter().enumerate().map(|(i, &c)| -p[3 * i + c as usize].ln()).sum::<f32>()
-        };
-        let t = fit_temperature(&z, &y, 3).unwrap();
-        assert!(nll(t) < nll(t * 1.05) && nll(t) < nll(t / 1.05), "T {t}");
-        assert!((nll(t) - nll(1.0)).abs() > 1e-3, "T = {t} differs from 1");
-    }
-
-    #[test]
-    fn fitted_temperature_clamps_and_rejects_bad_input() {
-        // Always right: as sharp as allowed. Always wrong: as flat as allowed.
-        let z = [1.0, 0.0, 0.0, 1.0];
-        assert_eq!(fit_temperature(&z, &[0, 1], 2).unwrap(), 1.0 / 20.0);
-        assert_eq!(fit_temperature(&z, &[1, 0], 2).unwrap(), 20.0);
-        assert!(fit_temperature(&[], &[], 2).is_err());
-        assert!(fit_temperature(&z, &[0], 2).is_err(), "one label for two rows");
-        assert!(fit_temperature(&z, &[0, 2], 2).is_err(), "label out of range");
-        assert!(fit_temperature(&[f32::NAN, 0.0], &[0], 2).is_err());
-    }
-
     use super::*;
     use crate::error::Error;
     use crate::objective::testutil::{check_grad, logits, probs};
@@ -511,5 +477,38 @@ mod tests {
             softmax_into(&[0.0; 5], 2, 1.0, &mut [0.0; 5]),
             Err(Error::ShapeMismatch { .. })
         ));
+    }
+
+    #[test]
+    fn fitted_temperature_matches_hand_values_and_minimizes_the_nll() {
+        // (2, 0) with 80% label 0: sigmoid(2 / T) = 0.8, T = 2 / ln 4 = 1.4427.
+        let logits: Vec<f32> = [2.0, 0.0].repeat(10);
+        let mut labels = [0u32; 10];
+        labels[8..].fill(1);
+        let t = fit_temperature(&logits, &labels, 2).unwrap();
+        assert!((t - 2.0 / 4f32.ln()).abs() < 1e-4, "{t}");
+        // Three classes, mixed rows: the NLL at T is below its value a little either side.
+        let z = [3.0, 1.0, -1.0, 0.5, 2.5, 0.0, -1.0, 0.0, 4.0, 1.0, 1.2, 0.8];
+        let y = [0, 1, 0, 2];
+        let nll = |t: f32| -> f32 {
+            let mut p = [0.0; 12];
+            softmax_into(&z, 3, t, &mut p).unwrap();
+            y.iter().enumerate().map(|(i, &c)| -p[3 * i + c as usize].ln()).sum::<f32>()
+        };
+        let t = fit_temperature(&z, &y, 3).unwrap();
+        assert!(nll(t) < nll(t * 1.05) && nll(t) < nll(t / 1.05), "T {t}");
+        assert!((nll(t) - nll(1.0)).abs() > 1e-3, "T = {t} differs from 1");
+    }
+
+    #[test]
+    fn fitted_temperature_clamps_and_rejects_bad_input() {
+        // Always right: as sharp as allowed. Always wrong: as flat as allowed.
+        let z = [1.0, 0.0, 0.0, 1.0];
+        assert_eq!(fit_temperature(&z, &[0, 1], 2).unwrap(), 1.0 / 20.0);
+        assert_eq!(fit_temperature(&z, &[1, 0], 2).unwrap(), 20.0);
+        assert!(fit_temperature(&[], &[], 2).is_err());
+        assert!(fit_temperature(&z, &[0], 2).is_err(), "one label for two rows");
+        assert!(fit_temperature(&z, &[0, 2], 2).is_err(), "label out of range");
+        assert!(fit_temperature(&[f32::NAN, 0.0], &[0], 2).is_err());
     }
 }

@@ -488,6 +488,28 @@ impl Bank {
             .then_some(EntryRef { bank: self, slot })
     }
 
+    /// Replaces the embedding of the occupied entry in `slot`, keeping its label, kind,
+    /// confidence and age (the learner recomputes embeddings when its features adapt, see
+    /// [`crate::adapt`]).
+    ///
+    /// # Errors
+    /// [`Error::InvalidParam`] (`slot`) if the slot is empty or out of range;
+    /// [`Error::ShapeMismatch`] / [`Error::NonFinite`] for a bad embedding.
+    pub fn set_embedding(&mut self, slot: usize, x: &[f32]) -> Result<()> {
+        if self.entry(slot).is_none() {
+            return Err(Error::InvalidParam {
+                name: "slot",
+                reason: format!("slot {slot} holds no entry"),
+            });
+        }
+        if x.len() != self.params.dim {
+            return Err(shape("Bank::set_embedding", self.params.dim, x.len()));
+        }
+        check_finite("Bank::set_embedding", x)?;
+        self.encode(slot, x);
+        Ok(())
+    }
+
     /// All occupied entries, grouped by class then kind (no particular order inside a group).
     pub fn iter(&self) -> impl Iterator<Item = EntryRef<'_>> + '_ {
         self.order[..self.len()].iter().map(|&s| EntryRef { bank: self, slot: s as usize })
@@ -752,14 +774,7 @@ impl Bank {
         match &mut self.arena {
             Arena::F32(v) => v[r].copy_from_slice(x),
             Arena::F16(v) => v[r].iter_mut().zip(x).for_each(|(o, &x)| *o = f32_to_f16(x)),
-            Arena::I8(v) => {
-                let m = x.iter().fold(0f32, |a, v| a.max(v.abs()));
-                let scale = if m > 0.0 { m / 127.0 } else { 1.0 };
-                for (o, &x) in v[r].iter_mut().zip(x) {
-                    *o = (x / scale).round().clamp(-127.0, 127.0) as i8;
-                }
-                self.scales[slot] = scale;
-            }
+            Arena::I8(v) => self.scales[slot] = encode_i8(x, &mut v[r]),
         }
     }
 
@@ -770,10 +785,7 @@ impl Bank {
         match &self.arena {
             Arena::F32(v) => out.copy_from_slice(&v[r]),
             Arena::F16(v) => out.iter_mut().zip(&v[r]).for_each(|(o, &h)| *o = f16_to_f32(h)),
-            Arena::I8(v) => {
-                let s = self.scales[slot];
-                out.iter_mut().zip(&v[r]).for_each(|(o, &q)| *o = f32::from(q) * s);
-            }
+            Arena::I8(v) => decode_i8(&v[r], self.scales[slot], out),
         }
     }
 
@@ -893,6 +905,36 @@ impl Bank {
             self.order[self.bounds[seg] as usize + r] as usize
         })
     }
+}
+
+/// Codes `x` as `round(x / scale)` in `out` with `scale = max |x| / 127` (1 for a zero row);
+/// returns the scale. [`Storage::I8`]'s coding.
+pub(crate) fn encode_i8(x: &[f32], out: &mut [i8]) -> f32 {
+    let scale = i8_scale(x);
+    for (o, &x) in out.iter_mut().zip(x) {
+        *o = quantize_i8(x, scale);
+    }
+    scale
+}
+
+fn i8_scale(x: &[f32]) -> f32 {
+    let m = x.iter().fold(0f32, |a, v| a.max(v.abs()));
+    if m > 0.0 { m / 127.0 } else { 1.0 }
+}
+
+fn quantize_i8(x: f32, scale: f32) -> i8 {
+    (x / scale).round().clamp(-127.0, 127.0) as i8
+}
+
+/// `x` as [`encode_i8`] then [`decode_i8`] return it, without a byte buffer.
+pub(crate) fn round_trip_i8(x: &[f32], out: &mut [f32]) {
+    let scale = i8_scale(x);
+    out.iter_mut().zip(x).for_each(|(o, &x)| *o = f32::from(quantize_i8(x, scale)) * scale);
+}
+
+/// The inverse of [`encode_i8`].
+pub(crate) fn decode_i8(q: &[i8], scale: f32, out: &mut [f32]) {
+    out.iter_mut().zip(q).for_each(|(o, &q)| *o = f32::from(q) * scale);
 }
 
 /// Converts to IEEE 754 binary16 bits, rounding to nearest even.
@@ -1155,6 +1197,23 @@ mod tests {
             b.sample_into(&mut r, &mut x[..5], &mut y),
             Err(Error::ShapeMismatch { .. })
         ));
+    }
+
+    #[test]
+    fn set_embedding_replaces_only_the_embedding() {
+        let mut r = rng();
+        let mut b = BankParams::new(4, 2, 2).build().unwrap();
+        let slot = b.insert_given(&[1.0, 1.0], 1, &mut r).unwrap().slot().unwrap();
+        let before = b.entry(slot).map(|e| (e.label(), e.kind(), e.confidence(), e.age()));
+        b.set_embedding(slot, &[2.0, -1.0]).unwrap();
+        assert_eq!(b.entry(slot).unwrap().as_f32().unwrap(), &[2.0, -1.0]);
+        let after = b.entry(slot).map(|e| (e.label(), e.kind(), e.confidence(), e.age()));
+        assert_eq!(before, after);
+        let empty = (0..4).find(|&s| s != slot).unwrap();
+        assert!(matches!(b.set_embedding(empty, &[0.0; 2]), Err(Error::InvalidParam { .. })));
+        assert!(matches!(b.set_embedding(slot, &[0.0; 3]), Err(Error::ShapeMismatch { .. })));
+        assert!(matches!(b.set_embedding(slot, &[f32::NAN, 0.0]), Err(Error::NonFinite { .. })));
+        assert_eq!(b.entry(slot).unwrap().as_f32().unwrap(), &[2.0, -1.0], "untouched");
     }
 
     #[test]

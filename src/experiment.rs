@@ -51,7 +51,8 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::Deserialize;
 
-use crate::backbone::{Backbone, BackboneSpec, Engine, InputKind};
+use crate::adapt::AdaptParams;
+use crate::backbone::{Backbone, BackboneSpec, Engine, InputKind, PointwiseConv};
 use crate::data::{folder, idx, npy};
 use crate::embed::EmbeddingCache;
 use crate::error::{Error, Result};
@@ -80,6 +81,10 @@ pub struct BackboneSection {
     pub threads: usize,
     /// The onnxruntime shared library (optional; see [`crate::backbone`] for the search order).
     pub library: Option<PathBuf>,
+    /// The tensor to read as each sample's row (default the model's embedding output), e.g.
+    /// [`crate::models::CAMERA_LAST_BLOCK`] for `[learner] adapt`
+    /// ([`BackboneSpec::embedding_output`]).
+    pub embedding_output: Option<String>,
 }
 
 fn default_threads() -> usize {
@@ -185,9 +190,58 @@ pub struct LearnerSection {
     /// Temperature scaling of the teacher, refitted every this many unlabeled samples
     /// (default off; [`LearnerParams::temperature_scaling`]).
     pub temperature_scaling: Option<u64>,
+    /// Features that adapt on the device ([`LearnerParams::adapt`]): the name of the
+    /// backbone's 1x1 convolution that makes the embedding from the rows
+    /// (`backbone.embedding_output`), e.g. [`crate::models::CAMERA_HEAD_CONV`]. Every row of
+    /// the spec, the baselines included, then trains that block. Default off.
+    pub adapt: Option<String>,
+    /// The block's learning rate ([`AdaptParams::lr`], default 0.05).
+    pub adapt_lr: Option<f32>,
+    /// Observed samples between block steps ([`AdaptParams::every`], default 2).
+    pub adapt_every: Option<u64>,
+    /// Pseudo entries per block step ([`AdaptParams::unlabeled_rows`], default 48).
+    pub adapt_rows: Option<usize>,
+    /// Observed samples between recomputations of the bank's embeddings
+    /// ([`AdaptParams::refresh_every`], default 500).
+    pub adapt_refresh: Option<u64>,
 }
 
 impl LearnerSection {
+    /// The adaptive block of `adapt`, read from `model` for rows of `dim` values.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParam`] (`adapt`) if `dim` is not a whole number of the convolution's
+    /// input channels; the errors of [`PointwiseConv::read_qdq`].
+    pub fn adapt_params(&self, model: &Path, dim: usize) -> Result<Option<AdaptParams>> {
+        let Some(prefix) = &self.adapt else { return Ok(None) };
+        let conv = PointwiseConv::read_qdq(model, prefix)?;
+        if conv.inputs == 0 || !dim.is_multiple_of(conv.inputs) {
+            return Err(Error::InvalidParam {
+                name: "adapt",
+                reason: format!(
+                    "rows of {dim} values are not maps of {} channels (set \
+                     backbone.embedding_output to the tensor {prefix:?} reads)",
+                    conv.inputs
+                ),
+            });
+        }
+        let positions = dim / conv.inputs;
+        let mut a = AdaptParams::new(conv, positions);
+        if let Some(v) = self.adapt_lr {
+            a.lr = v;
+        }
+        if let Some(v) = self.adapt_every {
+            a.every = v;
+        }
+        if let Some(v) = self.adapt_rows {
+            a.unlabeled_rows = v;
+        }
+        if let Some(v) = self.adapt_refresh {
+            a.refresh_every = v;
+        }
+        Ok(Some(a))
+    }
+
     /// Applies the overrides to `p`.
     pub fn apply(&self, p: &mut LearnerParams) {
         if let Some(v) = self.weight_decay {
@@ -315,6 +369,9 @@ impl Spec {
     pub fn backbone_spec(&self, base: BackboneSpec) -> BackboneSpec {
         let mut s = base.with_engine(self.backbone.engine).with_threads(self.backbone.threads);
         s.library = self.backbone.library.as_ref().map(|p| self.base.join(p));
+        if let Some(o) = &self.backbone.embedding_output {
+            s.embedding_output.clone_from(o);
+        }
         s
     }
 
@@ -617,6 +674,7 @@ pub fn run(spec: &Spec, data: &Embedded, mut progress: impl FnMut(&str, u64)) ->
     let p = &spec.protocol;
     let (pool, pool_y) = (&data.pool.0, &data.pool.1);
     let half = data.ood.len() / d.max(1) / 2;
+    let adapt = spec.learner.adapt_params(&spec.base.join(&spec.backbone.model), d)?;
     let mut plans: Vec<(String, Algorithm, Vec<Algorithm>, bool, bool)> = vec![
         ("supervised".into(), Algorithm::Supervised, vec![], true, false),
         ("oracle".into(), Algorithm::Supervised, vec![], true, true),
@@ -663,6 +721,9 @@ pub fn run(spec: &Spec, data: &Embedded, mut progress: impl FnMut(&str, u64)) ->
                 seed,
             );
             let mut lp = LearnerParams::new(d, data.n_classes);
+            if let Some(a) = &adapt {
+                lp = lp.with_adapt(a.clone());
+            }
             lp.algorithm = *main;
             lp.extra = extra.clone();
             lp.seed = seed;

@@ -59,6 +59,7 @@ use std::path::Path;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+use crate::adapt::{AdaptParams, Block, MapStore, Weights};
 use crate::augment::embedding::{EmbeddingAugParams, EmbeddingAugmenter};
 use crate::bank::{Bank, BankParams, LabelKind};
 use crate::error::{Error, Result, check_finite};
@@ -268,6 +269,13 @@ pub struct LearnerParams {
     pub seed: u64,
     /// Save the state automatically every so many observed samples. Default `None`.
     pub checkpoint: Option<AutoCheckpoint>,
+    /// Features that adapt on the device (see [`crate::adapt`]): the learner's input rows
+    /// are then feature maps of `adapt.input_dim()` values (`dim`), and a trainable block
+    /// turns them into `adapt.output_dim()`-dimensional embeddings for the bank, the head and
+    /// the graph; the gate scores the block's shipped-weights embedding. The bank also keeps
+    /// every entry's map, int8-coded ([`MapStore`]). Set with [`LearnerParams::with_adapt`].
+    /// Default `None` (the input rows are the embeddings). Not with [`Algorithm::MixMatch`].
+    pub adapt: Option<AdaptParams>,
 }
 
 /// Where and how often a learner saves itself (see [`Learner::checkpoint`]).
@@ -314,7 +322,24 @@ impl LearnerParams {
             gate_warmup: 512,
             seed: 0,
             checkpoint: None,
+            adapt: None,
         }
+    }
+
+    /// These parameters with an adaptive block: `dim` becomes the map size
+    /// `adapt.input_dim()` and `feature_scale` the default for the block's embeddings,
+    /// `sqrt(adapt.output_dim())`.
+    pub fn with_adapt(mut self, adapt: AdaptParams) -> Self {
+        self.dim = adapt.input_dim();
+        self.feature_scale = (adapt.output_dim().max(1) as f32).sqrt();
+        self.adapt = Some(adapt);
+        self
+    }
+
+    /// Dimension of the embeddings the bank, head, gate and graph see: `dim`, or the adaptive
+    /// block's output dimension.
+    pub fn feature_dim(&self) -> usize {
+        self.adapt.as_ref().map_or(self.dim, AdaptParams::output_dim)
     }
 
     /// True if the algorithm or an extra loss needs the bank's graph ([`Algorithm::uses_graph`]).
@@ -381,6 +406,21 @@ impl LearnerParams {
                 reason: format!("{} must be finite and > 0", p.feature_scale),
             });
         }
+        if let Some(a) = &p.adapt {
+            a.check()?;
+            if a.input_dim() != p.dim {
+                return Err(Error::InvalidParam {
+                    name: "adapt",
+                    reason: format!("block input {} != dim {}", a.input_dim(), p.dim),
+                });
+            }
+            if p.algorithm == Algorithm::MixMatch {
+                return Err(Error::InvalidParam {
+                    name: "adapt",
+                    reason: "MixMatch has its own step; the block trains with the others".into(),
+                });
+            }
+        }
         if let Some(g) = &p.gate {
             g.check()?;
             if p.gate_warmup == 0 || p.gate_warmup > p.bank_capacity {
@@ -390,9 +430,10 @@ impl LearnerParams {
                 });
             }
         }
-        let (d, k) = (p.dim, p.n_classes);
+        let (d, k) = (p.feature_dim(), p.n_classes);
         let nl = p.labeled_batch;
         let nu = p.labeled_batch * p.unlabeled_ratio;
+        let nb = p.adapt.as_ref().map_or(0, |a| a.unlabeled_rows);
         let mut rng = StdRng::seed_from_u64(p.seed);
         let (student, teacher): (Box<dyn Head + Send>, Box<dyn Head + Send>) = if p.hidden == 0 {
             let hp = LinearParams::new(d, k).check()?;
@@ -401,7 +442,7 @@ impl LearnerParams {
             t.load_params(s.params())?;
             (Box::new(s), Box::new(t))
         } else {
-            let hp = MlpParams::new(d, p.hidden, k, nu.max(nl)).check()?;
+            let hp = MlpParams::new(d, p.hidden, k, nu.max(nl + nb)).check()?;
             let s = hp.build(&mut rng);
             let mut t = hp.build(&mut rng);
             t.load_params(s.params())?;
@@ -441,7 +482,8 @@ impl LearnerParams {
             ood: None,
             prop,
             align,
-            warmup: vec![0.0; warmup_cap * d],
+            warmup: vec![0.0; warmup_cap * p.dim],
+            adapt: p.adapt.as_ref().map(|a| Adapt::new(a, p.bank_capacity, nl, k)).transpose()?,
             warmup_len: 0,
             temperature: 1.0,
             calib: p
@@ -690,6 +732,67 @@ pub struct Learner {
     calib: Calibration,
     counters: Counters,
     s: Scratch,
+    adapt: Option<Adapt>,
+}
+
+/// The adaptive block, the bank's maps and the buffers of a block step, allocated once.
+#[derive(Debug, Clone)]
+struct Adapt {
+    block: Block,
+    maps: MapStore,
+    /// The gate's (shipped weights) and the bank's (current weights) embedding of one row.
+    fe: Vec<f32>,
+    cf: Vec<f32>,
+    /// A block step's rows (`labeled_batch` given, then up to `unlabeled_rows` pseudo): slots,
+    /// labels, maps, embeddings, head inputs, logits and gradients.
+    slots: Vec<u32>,
+    y: Vec<u32>,
+    x: Vec<f32>,
+    e: Vec<f32>,
+    h: Vec<f32>,
+    logits: Vec<f32>,
+    dlog: Vec<f32>,
+    dh: Vec<f32>,
+    /// The pseudo rows' teacher logits and probabilities, graph targets, a second gradient.
+    logits_t: Vec<f32>,
+    probs_t: Vec<f32>,
+    prop_y: Vec<u32>,
+    prop_w: Vec<f32>,
+    smoothed: Vec<f32>,
+    dlog_tmp: Vec<f32>,
+    /// Every occupied slot (the embedding refresh).
+    all: Vec<u32>,
+    /// Observed samples (labelled + unlabeled) at the last embedding refresh.
+    refreshed_at: u64,
+}
+
+impl Adapt {
+    fn new(a: &AdaptParams, capacity: usize, nl: usize, k: usize) -> Result<Adapt> {
+        let (nb, fd, dim) = (a.unlabeled_rows, a.output_dim(), a.input_dim());
+        let n = nl + nb;
+        Ok(Adapt {
+            block: a.build(n)?,
+            maps: MapStore::new(capacity, dim),
+            fe: vec![0.0; fd],
+            cf: vec![0.0; fd],
+            slots: vec![0; n],
+            y: vec![0; n],
+            x: vec![0.0; n * dim],
+            e: vec![0.0; n * fd],
+            h: vec![0.0; n * fd],
+            logits: vec![0.0; n * k],
+            dlog: vec![0.0; n * k],
+            dh: vec![0.0; n * fd],
+            logits_t: vec![0.0; nb * k],
+            probs_t: vec![0.0; nb * k],
+            prop_y: vec![0; nb],
+            prop_w: vec![0.0; nb],
+            smoothed: vec![0.0; nb * k],
+            dlog_tmp: vec![0.0; nb * k],
+            all: vec![0; capacity],
+            refreshed_at: u64::MAX,
+        })
+    }
 }
 
 /// Buffers of the temperature fit, allocated for the bank's capacity (empty when off).
@@ -767,19 +870,59 @@ fn unlabeled_grad(
     })
 }
 
-/// The propagated targets (LabelProp) and memory-smoothed probabilities (CoMatch) of the
-/// sampled unlabeled rows. A row 0 replaced by the current sample (`pending`) has neither: its
+/// The gradients of the main algorithm's unlabeled loss plus every extra one's, summed into
+/// `out` (`tmp`: a buffer of the same size); returns the rows their masks selected.
+fn all_unlabeled_grads(
+    p: &LearnerParams,
+    (fixmatch, adaptive, uda): (&FixMatch, &mut AdaptiveThreshold, &Uda),
+    teacher_student: (&[f32], &[f32], &[f32]),
+    (prop_y, prop_w, smoothed): (&[u32], &[f32], &[f32]),
+    out: &mut [f32],
+    tmp: &mut [f32],
+) -> Result<usize> {
+    let mut selected = 0;
+    for (i, &alg) in std::iter::once(&p.algorithm).chain(&p.extra).enumerate() {
+        selected += unlabeled_grad(
+            alg,
+            fixmatch,
+            adaptive,
+            uda,
+            p.mean_teacher_weight,
+            teacher_student,
+            (prop_y, prop_w, p.propagation_weight, smoothed),
+            p.n_classes,
+            if i == 0 { &mut *out } else { &mut *tmp },
+        )?;
+        if i > 0 {
+            out.iter_mut().zip(&*tmp).for_each(|(a, b)| *a += b);
+        }
+    }
+    Ok(selected)
+}
+
+/// The graph's view of the sampled unlabeled rows in `slots`: their propagated targets
+/// (LabelProp) and memory-smoothed probabilities (CoMatch; `smoothed` empty if unused) from the
+/// teacher's `probs_t`. A row 0 replaced by the current sample (`pending`) has neither: its
 /// target is masked and its smoothed probabilities are the teacher's.
-fn graph_rows(prop: &Propagation, bank: &Bank, alpha: f32, k: usize, s: &mut Scratch) {
-    for (i, &slot) in s.su.iter().enumerate() {
-        let own = !(s.pending && i == 0);
+#[allow(clippy::too_many_arguments)]
+fn graph_rows(
+    (prop, bank, alpha, k): (&Propagation, &Bank, f32, usize),
+    slots: &[u32],
+    pending: bool,
+    probs_t: &[f32],
+    prop_y: &mut [u32],
+    prop_w: &mut [f32],
+    smoothed: &mut [f32],
+) {
+    for (i, &slot) in slots.iter().enumerate() {
+        let own = !(pending && i == 0);
         let (c, w) = prop.target(bank, slot as usize).filter(|_| own).unwrap_or((0, 0.0));
-        s.prop_y[i] = c;
-        s.prop_w[i] = w;
-        if s.smoothed.is_empty() {
+        prop_y[i] = c;
+        prop_w[i] = w;
+        if smoothed.is_empty() {
             continue;
         }
-        let (p, q) = (&s.probs_t[i * k..(i + 1) * k], &mut s.smoothed[i * k..(i + 1) * k]);
+        let (p, q) = (&probs_t[i * k..(i + 1) * k], &mut smoothed[i * k..(i + 1) * k]);
         match prop.memory(bank, slot as usize).filter(|_| own) {
             Some(m) => {
                 q.iter_mut()
@@ -812,6 +955,61 @@ impl Learner {
     /// ([`LearnerParams::uses_graph`]).
     pub fn propagation(&self) -> Option<&Propagation> {
         self.prop.as_ref()
+    }
+
+    /// The adaptive block, if the learner has one ([`LearnerParams::adapt`]).
+    pub fn block(&self) -> Option<&Block> {
+        self.adapt.as_ref().map(|a| &a.block)
+    }
+
+    /// The input row kept for the bank entry in `slot`: its embedding, or (with an adaptive
+    /// block) its int8-coded map. Compare with [`Learner::stored_form_into`] of a row to find
+    /// which row an entry came from.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParam`] (`slot`) for an empty slot; [`Error::ShapeMismatch`] if
+    /// `out.len() != dim`.
+    pub fn stored_row_into(&self, slot: usize, out: &mut [f32]) -> Result<()> {
+        let Some(e) = self.bank.entry(slot) else {
+            return Err(Error::InvalidParam {
+                name: "slot",
+                reason: format!("slot {slot} holds no entry"),
+            });
+        };
+        if out.len() != self.p.dim {
+            return Err(Error::ShapeMismatch {
+                op: "Learner::stored_row_into",
+                expected: format!("{} values", self.p.dim),
+                got: format!("{} values", out.len()),
+            });
+        }
+        match &self.adapt {
+            None => e.embedding_into(out),
+            Some(a) => {
+                a.maps.get_into(slot, out);
+                Ok(())
+            }
+        }
+    }
+
+    /// The input row `x` as [`Learner::stored_row_into`] returns it once stored (a copy, or
+    /// with an adaptive block its int8 round trip).
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] unless `x` and `out` have `dim` values.
+    pub fn stored_form_into(&self, x: &[f32], out: &mut [f32]) -> Result<()> {
+        if x.len() != self.p.dim || out.len() != self.p.dim {
+            return Err(Error::ShapeMismatch {
+                op: "Learner::stored_form_into",
+                expected: format!("{} values", self.p.dim),
+                got: format!("{} and {} values", x.len(), out.len()),
+            });
+        }
+        match &self.adapt {
+            None => out.copy_from_slice(x),
+            Some(_) => MapStore::stored_form(x, out),
+        }
+        Ok(())
     }
 
     /// True once the OOD gate is fitted (always false without a gate).
@@ -856,13 +1054,39 @@ impl Learner {
         }
         let mut rng = self.rng();
         self.counters.labeled += 1;
-        self.bank.insert_given(x, label, &mut rng)?;
-        if let Some(ood) = &mut self.ood {
-            ood.gate.update(x, label)?;
-            ood.gate.refit()?;
-        }
+        self.with_embeddings(x, |l, fe, cf| {
+            let slot = l.bank.insert_given(cf, label, &mut rng)?.slot();
+            if let (Some(a), Some(slot)) = (&mut l.adapt, slot) {
+                a.maps.put(slot, x);
+            }
+            if let Some(ood) = &mut l.ood {
+                ood.gate.update(fe, label)?;
+                ood.gate.refit()?;
+            }
+            Ok(())
+        })?;
         self.learn(&mut rng)?;
         self.auto_checkpoint()
+    }
+
+    /// Runs `f` with the gate's and the bank's embedding of the input row `x`: `x` itself
+    /// for both without an adaptive block; with one, the block's embeddings with its shipped
+    /// and its current weights. Allocation-free.
+    fn with_embeddings<T>(
+        &mut self,
+        x: &[f32],
+        f: impl FnOnce(&mut Self, &[f32], &[f32]) -> Result<T>,
+    ) -> Result<T> {
+        let Some(a) = &mut self.adapt else { return f(self, x, x) };
+        let (mut fe, mut cf) = (std::mem::take(&mut a.fe), std::mem::take(&mut a.cf));
+        let r = a
+            .block
+            .forward_into(x, &mut fe, Weights::Shipped)
+            .and_then(|()| a.block.forward_into(x, &mut cf, Weights::Current))
+            .and_then(|()| f(self, &fe, &cf));
+        let a = self.adapt.as_mut().expect("the block stays");
+        (a.fe, a.cf) = (fe, cf);
+        r
     }
 
     /// Saves the state if an [`AutoCheckpoint`] is due (allocates while writing the file).
@@ -902,7 +1126,7 @@ impl Learner {
         let mut rng = self.rng();
         self.counters.unlabeled += 1;
         let outcome = if self.p.gate.is_none() {
-            self.admit(Admitted::ungated(x), &mut rng)?
+            self.with_embeddings(x, |l, _, cf| l.admit(Admitted::ungated(cf), x, &mut rng))?
         } else if self.ood.is_some() {
             self.gate_and_admit(x, &mut rng)?
         } else if self.warmup_len * self.p.dim < self.warmup.len() {
@@ -919,8 +1143,18 @@ impl Learner {
         let pending = matches!(outcome, Outcome::Admitted(_)) && strong.is_some();
         if let (true, Some(xs)) = (pending, strong) {
             let (scale, s) = (self.p.feature_scale, &mut self.s);
-            features_into(x, scale, &mut s.pending_weak);
-            features_into(xs, scale, &mut s.pending_strong);
+            match &mut self.adapt {
+                None => {
+                    features_into(x, scale, &mut s.pending_weak);
+                    features_into(xs, scale, &mut s.pending_strong);
+                }
+                Some(a) => {
+                    a.block.forward_into(x, &mut a.cf, Weights::Current)?;
+                    features_into(&a.cf, scale, &mut s.pending_weak);
+                    a.block.forward_into(xs, &mut a.cf, Weights::Current)?;
+                    features_into(&a.cf, scale, &mut s.pending_strong);
+                }
+            }
         }
         self.s.pending = pending;
         if let Some(every) = self.p.temperature_scaling
@@ -931,6 +1165,7 @@ impl Learner {
         if let Some(every) = self.prop.as_ref().map(|p| p.params().every)
             && self.counters.unlabeled.is_multiple_of(every)
         {
+            self.refresh_embeddings()?;
             self.refresh_propagation()?;
         }
         let learned = self.learn(&mut rng);
@@ -940,16 +1175,19 @@ impl Learner {
         Ok(outcome)
     }
 
+    /// Gates the input row `x` and admits it if the gate accepts it.
     fn gate_and_admit(&mut self, x: &[f32], rng: &mut StdRng) -> Result<Outcome> {
-        let ood = self.ood.as_mut().expect("gate fitted");
-        let score = ood.score(x)?;
-        if score.is_nan() || score > ood.threshold {
-            self.counters.gated += 1;
-            return Ok(Outcome::Gated);
-        }
-        // The gate's own Mahalanobis verdict is replaced by the combined score above; the
-        // sample is admitted as scored by this gate.
-        self.admit(Admitted::scored(x, score), rng)
+        self.with_embeddings(x, |l, fe, cf| {
+            let ood = l.ood.as_mut().expect("gate fitted");
+            let score = ood.score(fe)?;
+            if score.is_nan() || score > ood.threshold {
+                l.counters.gated += 1;
+                return Ok(Outcome::Gated);
+            }
+            // The gate's own Mahalanobis verdict is replaced by the combined score above; the
+            // sample is admitted as scored by this gate.
+            l.admit(Admitted::scored(cf, score), x, rng)
+        })
     }
 
     /// The teacher's top class and its probability for one embedding (allocation-free).
@@ -969,9 +1207,14 @@ impl Learner {
         }
     }
 
-    fn admit(&mut self, a: Admitted<'_>, rng: &mut StdRng) -> Result<Outcome> {
+    /// Pseudo-labels the admitted embedding and offers it to the bank (with its input row
+    /// `x`, the map an adaptive block keeps).
+    fn admit(&mut self, a: Admitted<'_>, x: &[f32], rng: &mut StdRng) -> Result<Outcome> {
         let (class, conf) = self.teacher_top(a.embedding())?;
-        self.bank.insert_pseudo(a, class as u32, conf, rng)?;
+        let slot = self.bank.insert_pseudo(a, class as u32, conf, rng)?.slot();
+        if let (Some(ad), Some(slot)) = (&mut self.adapt, slot) {
+            ad.maps.put(slot, x);
+        }
         self.counters.admitted += 1;
         Ok(Outcome::Admitted(class as u32))
     }
@@ -989,9 +1232,35 @@ impl Learner {
         Ok(())
     }
 
+    /// Recomputes every bank entry's embedding from its map with the adaptive block's current
+    /// weights (allocation-free; nothing without a block, or if done at this sample already).
+    fn refresh_embeddings(&mut self) -> Result<()> {
+        let seen = self.counters.labeled + self.counters.unlabeled;
+        let Some(a) = self.adapt.as_mut().filter(|a| a.refreshed_at != seen) else {
+            return Ok(());
+        };
+        let n = self.bank.len();
+        for (o, e) in a.all.iter_mut().zip(self.bank.iter()) {
+            *o = e.slot() as u32;
+        }
+        let (dim, fd, rows) = (self.p.dim, self.p.feature_dim(), a.block.max_rows());
+        for chunk in a.all[..n].chunks(rows) {
+            let m = chunk.len();
+            for (&slot, x) in chunk.iter().zip(a.x.chunks_exact_mut(dim)) {
+                a.maps.get_into(slot as usize, x);
+            }
+            a.block.forward_into(&a.x[..m * dim], &mut a.e[..m * fd], Weights::Current)?;
+            for (&slot, e) in chunk.iter().zip(a.e.chunks_exact(fd)) {
+                self.bank.set_embedding(slot as usize, e)?;
+            }
+        }
+        a.refreshed_at = seen;
+        Ok(())
+    }
+
     /// Refits the teacher's temperature on the bank's given entries (allocation-free).
     fn refit_temperature(&mut self) -> Result<()> {
-        let (d, scale, k) = (self.p.dim, self.p.feature_scale, self.p.n_classes);
+        let (d, scale, k) = (self.p.feature_dim(), self.p.feature_scale, self.p.n_classes);
         let (c, s) = (&mut self.calib, &mut self.s);
         let mut n = 0;
         for e in self.bank.iter().filter(|e| e.kind() == LabelKind::Given) {
@@ -1014,31 +1283,46 @@ impl Learner {
 
     /// Fits the gate once the warm-up buffer is full and every class has a given label.
     fn try_fit_gate(&mut self, rng: &mut StdRng) -> Result<()> {
-        let (d, k) = (self.p.dim, self.p.n_classes);
+        let (dim, d, k) = (self.p.dim, self.p.feature_dim(), self.p.n_classes);
         let Some(params) = self.p.gate else { return Ok(()) };
-        if self.warmup_len * d < self.warmup.len()
+        if self.warmup_len * dim < self.warmup.len()
             || (0..k as u32).any(|c| self.bank.count(c, LabelKind::Given) == 0)
         {
             return Ok(());
         }
-        let given: Vec<(Vec<f32>, u32)> = self
+        let given: Vec<(Vec<f32>, u32, usize)> = self
             .bank
             .iter()
             .filter(|e| e.kind() == LabelKind::Given)
             .map(|e| {
                 let mut v = vec![0f32; d];
-                e.embedding_into(&mut v).map(|()| (v, e.label()))
+                e.embedding_into(&mut v).map(|()| (v, e.label(), e.slot()))
             })
             .collect::<Result<_>>()?;
         if given.len() <= k {
             return Ok(());
         }
-        let x: Vec<f32> = given.iter().flat_map(|(v, _)| v.iter().copied()).collect();
-        let y: Vec<u32> = given.iter().map(|(_, l)| *l).collect();
-        let gate = params.fit(&x, d, &y, k, &self.warmup[..self.warmup_len * d])?;
+        let mut x: Vec<f32> = given.iter().flat_map(|(v, _, _)| v.iter().copied()).collect();
+        let y: Vec<u32> = given.iter().map(|(_, l, _)| *l).collect();
+        let warm = &self.warmup[..self.warmup_len * dim];
+        let warm_fe = match &mut self.adapt {
+            None => warm.to_vec(),
+            Some(a) => {
+                // The gate sees the shipped block's embeddings, of the stored maps too.
+                let mut map = vec![0f32; dim];
+                for ((_, _, slot), xe) in given.iter().zip(x.chunks_exact_mut(d)) {
+                    a.maps.get_into(*slot, &mut map);
+                    a.block.forward_into(&map, xe, Weights::Shipped)?;
+                }
+                let mut fe = vec![0f32; self.warmup_len * d];
+                a.block.forward_into(warm, &mut fe, Weights::Shipped)?;
+                fe
+            }
+        };
+        let gate = params.fit(&x, d, &y, k, &warm_fe)?;
         self.ood = Some(Ood::calibrate(gate, &x, d, params.target_accept)?);
         let held = std::mem::take(&mut self.warmup);
-        for row in held[..self.warmup_len * d].chunks_exact(d) {
+        for row in held[..self.warmup_len * dim].chunks_exact(dim) {
             match self.gate_and_admit(row, rng)? {
                 Outcome::Gated | Outcome::Admitted(_) => {}
                 Outcome::WarmingUp | Outcome::Deferred => unreachable!("gate is fitted"),
@@ -1054,15 +1338,17 @@ impl Learner {
     /// [`Error::ShapeMismatch`] / [`Error::NonFinite`] for a bad embedding.
     pub fn predict(&mut self, x: &[f32]) -> Result<Prediction> {
         self.check_row("Learner::predict", x)?;
-        let (class, confidence) = self.teacher_top(x)?;
-        let (ood_score, gated) = match &self.ood {
-            Some(o) => {
-                let sc = o.score(x)?;
-                (Some(sc), sc.is_nan() || sc > o.threshold)
-            }
-            None => (None, false),
-        };
-        Ok(Prediction { class: class as u32, confidence, ood_score, gated })
+        self.with_embeddings(x, |l, fe, cf| {
+            let (class, confidence) = l.teacher_top(cf)?;
+            let (ood_score, gated) = match &l.ood {
+                Some(o) => {
+                    let sc = o.score(fe)?;
+                    (Some(sc), sc.is_nan() || sc > o.threshold)
+                }
+                None => (None, false),
+            };
+            Ok(Prediction { class: class as u32, confidence, ood_score, gated })
+        })
     }
 
     /// `steps_per_sample` learning steps (none until the bank holds a given label).
@@ -1070,9 +1356,96 @@ impl Learner {
         if self.bank.kind_len(LabelKind::Given) == 0 {
             return Ok(());
         }
+        let seen = self.counters.labeled + self.counters.unlabeled;
+        let adapt =
+            self.adapt.as_ref().map(|a| (a.block.params().refresh_every, a.block.params().every));
+        if adapt.is_some_and(|(refresh, _)| seen.is_multiple_of(refresh)) {
+            self.refresh_embeddings()?;
+        }
         for _ in 0..self.p.steps_per_sample {
             self.step(rng)?;
         }
+        if adapt.is_some_and(|(_, every)| seen.is_multiple_of(every)) {
+            self.adapt_step(rng)?;
+        }
+        Ok(())
+    }
+
+    /// One step of the adaptive block (allocation-free): `labeled_batch` given and up to
+    /// `unlabeled_rows` pseudo entries from the bank, their maps through the block with its
+    /// current weights, the student head's losses (cross-entropy on the given rows; the
+    /// algorithm's unlabeled loss with the teacher's targets on the entries' stored
+    /// embeddings, on the clean embedding: no strong view), the gradient back through the
+    /// head and the normalization into the block, one block SGD step. The head is not
+    /// updated here; the rows' fresh embeddings replace their stored ones. Distribution
+    /// alignment is not applied (its running estimate moves in the head's steps only).
+    fn adapt_step(&mut self, rng: &mut StdRng) -> Result<()> {
+        let Some(a) = &mut self.adapt else { return Ok(()) };
+        let (dim, fd, k, scale) =
+            (self.p.dim, self.p.feature_dim(), self.p.n_classes, self.p.feature_scale);
+        let nl = self.p.labeled_batch;
+        let nb = if self.p.algorithm != Algorithm::Supervised
+            && self.bank.kind_len(LabelKind::Pseudo) > 0
+        {
+            a.prop_y.len()
+        } else {
+            0
+        };
+        let n = nl + nb;
+        // Draw the rows; `h` receives their stored embeddings (the teacher's input).
+        let (hl, hu) = a.h[..n * fd].split_at_mut(nl * fd);
+        let (yl, yu) = a.y[..n].split_at_mut(nl);
+        let (sl, su) = a.slots[..n].split_at_mut(nl);
+        self.bank.sample_kind_slots_into(LabelKind::Given, rng, hl, yl, sl)?;
+        if nb > 0 {
+            self.bank.sample_kind_slots_into(LabelKind::Pseudo, rng, hu, yu, su)?;
+            features_rows(hu, fd, scale);
+            self.teacher.forward_into(hu, &mut a.logits_t)?;
+            softmax_into(&a.logits_t, k, self.temperature, &mut a.probs_t)?;
+            if let Some(prop) = &self.prop {
+                graph_rows(
+                    (prop, &self.bank, self.p.comatch_alpha, k),
+                    su,
+                    false,
+                    &a.probs_t,
+                    &mut a.prop_y,
+                    &mut a.prop_w,
+                    &mut a.smoothed,
+                );
+            }
+        }
+        for (&slot, x) in a.slots[..n].iter().zip(a.x.chunks_exact_mut(dim)) {
+            a.maps.get_into(slot as usize, x);
+        }
+        a.block.forward_into(&a.x[..n * dim], &mut a.e[..n * fd], Weights::Current)?;
+        for (&slot, e) in a.slots[..n].iter().zip(a.e.chunks_exact(fd)) {
+            self.bank.set_embedding(slot as usize, e)?;
+        }
+        a.h[..n * fd].copy_from_slice(&a.e[..n * fd]);
+        features_rows(&mut a.h[..n * fd], fd, scale);
+        self.student.forward_into(&a.h[..n * fd], &mut a.logits[..n * k])?;
+        let (dl, du) = a.dlog[..n * k].split_at_mut(nl * k);
+        self.ce.hard(&a.logits[..nl * k], &a.y[..nl], dl)?;
+        if nb > 0 {
+            all_unlabeled_grads(
+                &self.p,
+                (&self.fixmatch, &mut self.adaptive, &self.uda),
+                (&a.probs_t, &a.logits_t, &a.logits[nl * k..n * k]),
+                (&a.prop_y, &a.prop_w, &a.smoothed),
+                du,
+                &mut a.dlog_tmp,
+            )?;
+            Self::ramp_unlabeled(du, self.counters.steps, self.p.unlabeled_rampup);
+        }
+        self.student.input_grad_into(&a.dlog[..n * k], &mut a.dh[..n * fd])?;
+        // Through h = scale e / |e|: de = scale / |e| (dh - u (u . dh)), u = e / |e|.
+        for (e, g) in a.e.chunks_exact(fd).zip(a.dh.chunks_exact_mut(fd)).take(n) {
+            let norm = e.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            let ug = e.iter().zip(g.iter()).map(|(e, g)| e * g).sum::<f32>() / norm;
+            g.iter_mut().zip(e).for_each(|(g, &e)| *g = scale / norm * (*g - e / norm * ug));
+        }
+        a.block.backward(&a.dh[..n * fd])?;
+        a.block.step();
         Ok(())
     }
 
@@ -1080,7 +1453,7 @@ impl Learner {
         if self.p.algorithm == Algorithm::MixMatch && self.bank.kind_len(LabelKind::Pseudo) > 0 {
             return self.mixmatch_step(rng);
         }
-        let (d, k, scale) = (self.p.dim, self.p.n_classes, self.p.feature_scale);
+        let (d, k, scale) = (self.p.feature_dim(), self.p.n_classes, self.p.feature_scale);
         let s = &mut self.s;
         self.grads.zero();
         // Supervised part: replay of given labels.
@@ -1109,7 +1482,15 @@ impl Learner {
                 da.align(&mut s.probs_t)?;
             }
             if let Some(prop) = &self.prop {
-                graph_rows(prop, &self.bank, self.p.comatch_alpha, k, s);
+                graph_rows(
+                    (prop, &self.bank, self.p.comatch_alpha, k),
+                    &s.su,
+                    s.pending,
+                    &s.probs_t,
+                    &mut s.prop_y,
+                    &mut s.prop_w,
+                    &mut s.smoothed,
+                );
             }
             s.xs.copy_from_slice(&s.xu);
             for row in s.xs.chunks_exact_mut(d) {
@@ -1119,24 +1500,14 @@ impl Learner {
                 s.xs[..d].copy_from_slice(&s.pending_strong);
             }
             self.student.forward_into(&s.xs, &mut s.logits_s)?;
-            // The main algorithm's gradient goes to dlog_u, each extra one's is added to it.
-            let mut selected = 0;
-            for (i, &alg) in std::iter::once(&self.p.algorithm).chain(&self.p.extra).enumerate() {
-                selected += unlabeled_grad(
-                    alg,
-                    &self.fixmatch,
-                    &mut self.adaptive,
-                    &self.uda,
-                    self.p.mean_teacher_weight,
-                    (&s.probs_t, &s.logits_t, &s.logits_s),
-                    (&s.prop_y, &s.prop_w, self.p.propagation_weight, &s.smoothed),
-                    k,
-                    if i == 0 { &mut s.dlog_u } else { &mut s.dlog_tmp },
-                )?;
-                if i > 0 {
-                    s.dlog_u.iter_mut().zip(&s.dlog_tmp).for_each(|(a, b)| *a += b);
-                }
-            }
+            let selected = all_unlabeled_grads(
+                &self.p,
+                (&self.fixmatch, &mut self.adaptive, &self.uda),
+                (&s.probs_t, &s.logits_t, &s.logits_s),
+                (&s.prop_y, &s.prop_w, &s.smoothed),
+                &mut s.dlog_u,
+                &mut s.dlog_tmp,
+            )?;
             self.counters.masked_in += selected as u64;
             Self::ramp_unlabeled(&mut s.dlog_u, self.counters.steps, self.p.unlabeled_rampup);
             self.student.backward_into(&s.xs, &s.dlog_u, &mut self.grads)?;
@@ -1149,7 +1520,7 @@ impl Learner {
 
     /// One MixMatch step (Berthelot et al. 2019, Algorithm 1) on a replay batch.
     fn mixmatch_step(&mut self, rng: &mut StdRng) -> Result<()> {
-        let (d, k, scale) = (self.p.dim, self.p.n_classes, self.p.feature_scale);
+        let (d, k, scale) = (self.p.feature_dim(), self.p.n_classes, self.p.feature_scale);
         let (nl, nu) = (self.s.yl.len(), self.s.yu.len());
         let s = &mut self.s;
         self.grads.zero();
@@ -1204,7 +1575,7 @@ impl Learner {
 
     fn dims(&self) -> Dims {
         Dims {
-            embedding_dim: self.p.dim as u32,
+            embedding_dim: self.p.feature_dim() as u32,
             n_classes: self.p.n_classes as u32,
             bank_capacity: self.p.bank_capacity as u32,
         }
@@ -1245,6 +1616,15 @@ impl Learner {
         }
         if let Some(da) = &self.align {
             w.f32_blob(SectionId(SectionId::USER.0 + 5), da.running())?;
+        }
+        if let Some(a) = &self.adapt {
+            let ((wt, b), (mw, mb)) = (a.block.weights(), a.block.momentum());
+            let (q, scales) = a.maps.raw();
+            for (i, v) in [wt, b, mw, mb, scales].into_iter().enumerate() {
+                w.f32_blob(SectionId(SectionId::USER.0 + 6 + i as u32), v)?;
+            }
+            let bytes: Vec<u8> = q.iter().map(|&v| v.to_le_bytes()[0]).collect();
+            w.bytes_blob(SectionId(SectionId::USER.0 + 11), &bytes)?;
         }
         w.counters(&c)?;
         w.save(path)
@@ -1317,6 +1697,27 @@ impl Learner {
                 path: path.as_ref().to_path_buf(),
                 reason: e.to_string(),
             })?;
+        }
+        if let Some(a) = &mut l.adapt {
+            let sec = |i: u32| SectionId(SectionId::USER.0 + 6 + i);
+            let ((wt, b), (mw, mb)) = (a.block.weights(), a.block.momentum());
+            let mut v: Vec<Vec<f32>> =
+                [wt.len(), b.len(), mw.len(), mb.len(), a.maps.raw().1.len()]
+                    .iter()
+                    .map(|&n| vec![0f32; n])
+                    .collect();
+            for (i, buf) in v.iter_mut().enumerate() {
+                f.f32_blob_into(sec(i as u32), buf)?;
+            }
+            let mut bytes = vec![0u8; a.maps.raw().0.len()];
+            f.bytes_blob_into(sec(5), &mut bytes)?;
+            let q: Vec<i8> = bytes.iter().map(|&b| i8::from_le_bytes([b])).collect();
+            let malformed = |e: Error| Error::StateMalformed {
+                path: path.as_ref().to_path_buf(),
+                reason: e.to_string(),
+            };
+            a.block.restore(&v[0], &v[1], &v[2], &v[3]).map_err(malformed)?;
+            a.maps.restore(&q, &v[4]).map_err(malformed)?;
         }
         l.bank = f.bank()?;
         if f.section_ids().any(|s| s == SectionId::GATE) {

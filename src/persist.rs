@@ -200,6 +200,17 @@ impl StateWriter {
         self.push(id, Encoding::F32, b)
     }
 
+    /// Adds a flat byte blob (e.g. int8-coded feature maps), stored as a raw section.
+    ///
+    /// # Errors
+    /// As [`StateWriter::f32_blob`].
+    pub fn bytes_blob(&mut self, id: SectionId, values: &[u8]) -> Result<&mut Self> {
+        if matches!(id, SectionId::COUNTERS | SectionId::BANK | SectionId::GATE) {
+            return Err(invalid("section", format!("{} is not a byte blob id", id.name())));
+        }
+        self.push(id, Encoding::Raw, values.to_vec())
+    }
+
     /// Adds the counters section.
     ///
     /// # Errors
@@ -610,6 +621,26 @@ impl StateFile {
         for (o, c) in out.iter_mut().zip(b.chunks_exact(4)) {
             *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
         }
+        Ok(())
+    }
+
+    /// Copies byte blob `id` ([`StateWriter::bytes_blob`]) into `out` (its length must match
+    /// exactly).
+    ///
+    /// # Errors
+    /// [`Error::StateMissingSection`]; [`Error::StateMalformed`] if it is not a raw section;
+    /// [`Error::StateDims`] (`byte blob length`) if `out` has another length.
+    pub fn bytes_blob_into(&self, id: SectionId, out: &mut [u8]) -> Result<()> {
+        let b = self.section(id, Encoding::Raw)?;
+        if b.len() != out.len() {
+            return Err(Error::StateDims {
+                path: self.path.clone(),
+                field: "byte blob length",
+                expected: out.len() as u64,
+                found: b.len() as u64,
+            });
+        }
+        out.copy_from_slice(b);
         Ok(())
     }
 
@@ -1068,6 +1099,22 @@ mod tests {
         w.bank(&f.bank().unwrap()).unwrap().gate(&f.gate().unwrap()).unwrap();
         w.f32_blob(SectionId::STUDENT, &s).unwrap().counters(&[5, 6]).unwrap();
         assert_eq!(w.to_bytes().unwrap(), bytes);
+    }
+
+    #[test]
+    fn byte_blobs_round_trip_and_check_their_length() {
+        let mut w = StateWriter::new(DIMS, 1);
+        w.bytes_blob(SectionId(SectionId::USER.0 + 9), &[0, 255, 7]).unwrap();
+        w.f32_blob(SectionId::STUDENT, &[1.0]).unwrap();
+        assert!(w.bytes_blob(SectionId::BANK, &[1]).is_err(), "reserved id");
+        let f = StateFile::from_bytes(w.to_bytes().unwrap(), &DIMS).unwrap();
+        let mut out = [0u8; 3];
+        f.bytes_blob_into(SectionId(SectionId::USER.0 + 9), &mut out).unwrap();
+        assert_eq!(out, [0, 255, 7]);
+        let e = f.bytes_blob_into(SectionId(SectionId::USER.0 + 9), &mut [0u8; 2]).unwrap_err();
+        assert!(matches!(e, Error::StateDims { field: "byte blob length", .. }), "{e:?}");
+        let e = f.bytes_blob_into(SectionId::STUDENT, &mut out).unwrap_err();
+        assert!(matches!(e, Error::StateMalformed { .. }), "an f32 blob is not bytes: {e:?}");
     }
 
     #[test]

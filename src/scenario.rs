@@ -129,13 +129,19 @@ fn precision_at_coverage(mut v: Vec<(f32, bool)>) -> [f64; 4] {
 
 /// The calibration curves of the bank's pseudo entries and of their propagated labels.
 fn bank_curves(l: &crate::learner::Learner, stream: &Stream<'_>) -> ([f64; 4], [f64; 4]) {
-    let truth: std::collections::HashMap<u64, Option<u32>> =
-        stream.items.iter().map(|it| (embedding_key(it.x), it.truth)).collect();
-    let bank = l.bank();
     let mut x = vec![0f32; stream.dim];
+    let truth: std::collections::HashMap<u64, Option<u32>> = stream
+        .items
+        .iter()
+        .filter_map(|it| {
+            l.stored_form_into(it.x, &mut x).ok()?;
+            Some((embedding_key(&x), it.truth))
+        })
+        .collect();
+    let bank = l.bank();
     let (mut teacher, mut prop) = (Vec::new(), Vec::new());
     for e in bank.iter().filter(|e| e.kind() == crate::bank::LabelKind::Pseudo) {
-        if e.embedding_into(&mut x).is_err() {
+        if l.stored_row_into(e.slot(), &mut x).is_err() {
             continue;
         }
         let t = truth.get(&embedding_key(&x)).copied().flatten();

@@ -2,6 +2,8 @@
 //! untouched, the OOD gate keeps strange inputs out of the bank, and on shipped data the
 //! semi-supervised learner beats labels-only while the gate raises pseudo-label precision.
 
+use edge_ssl::adapt::AdaptParams;
+use edge_ssl::backbone::PointwiseConv;
 use edge_ssl::data::idx;
 use edge_ssl::embed::EmbeddingCache;
 use edge_ssl::eval::{accuracy, sample_per_class};
@@ -40,6 +42,29 @@ fn resumed_learner_continues_identically() {
     resumes_identically(small_params(11), "default");
 }
 
+/// A block over maps of 8 channels x 2 positions that starts as (almost) the identity.
+fn block(lr: f32) -> AdaptParams {
+    let mut weight = vec![0f32; 64];
+    (0..8).for_each(|i| weight[i * 8 + i] = 1.0);
+    let conv = PointwiseConv { inputs: 8, outputs: 8, weight, bias: vec![0.1; 8] };
+    let mut a = AdaptParams::new(conv, 2);
+    a.lr = lr;
+    a.refresh_every = 40;
+    a
+}
+
+/// `x` as a map: each channel at 2 positions, slightly apart (NCHW).
+fn as_map(x: &[f32]) -> Vec<f32> {
+    x.iter().flat_map(|&v| [v + 0.05, v - 0.05]).collect()
+}
+
+#[test]
+fn resumed_adaptive_learner_continues_identically() {
+    let mut p = small_params(15).with_adapt(block(0.05));
+    p.adapt.as_mut().unwrap().unlabeled_rows = 8;
+    resumes_identically(p, "adapt");
+}
+
 #[test]
 fn resumed_graph_and_aligned_learners_continue_identically() {
     for alg in [Algorithm::LabelProp, Algorithm::CoMatch] {
@@ -60,12 +85,13 @@ fn resumes_identically(p: LearnerParams, tag: &str) {
     std::fs::create_dir_all(&dir).unwrap();
     let state = dir.join("state.bin");
     let mut data = StdRng::seed_from_u64(5);
+    let row = |x: Vec<f32>| if p.adapt.is_some() { as_map(&x) } else { x };
     let labeled: Vec<(Vec<f32>, u32)> =
-        (0..9).map(|i| (synthetic(&mut data, Some(i % 3)), i % 3)).collect();
+        (0..9).map(|i| (row(synthetic(&mut data, Some(i % 3))), i % 3)).collect();
     let stream: Vec<Vec<f32>> = (0..200)
-        .map(|i| synthetic(&mut data, if i % 5 == 0 { None } else { Some(i % 3) }))
+        .map(|i| row(synthetic(&mut data, if i % 5 == 0 { None } else { Some(i % 3) })))
         .collect();
-    let probes: Vec<Vec<f32>> = (0..20).map(|i| synthetic(&mut data, Some(i % 3))).collect();
+    let probes: Vec<Vec<f32>> = (0..20).map(|i| row(synthetic(&mut data, Some(i % 3)))).collect();
 
     let mut a = p.build().unwrap();
     for (x, y) in &labeled {
@@ -363,4 +389,65 @@ fn input_space_strong_views_feed_the_learner() {
     let before = l.counters();
     assert!(matches!(l.observe_with_view(&x, &bad), Err(Error::NonFinite { .. })));
     assert_eq!(l.counters(), before);
+}
+
+/// Class information only in channel 3 of the map, which the shipped block ignores (its row 3
+/// is a constant, mid-way in ReLU6's range): the frozen block's embedding cannot separate the
+/// classes, the adapted one learns to.
+#[test]
+fn an_adaptive_block_learns_what_the_frozen_embedding_lacks() {
+    let sample = |c: u32, rng: &mut StdRng| -> Vec<f32> {
+        let mut x: Vec<f32> = (0..4).map(|_| 0.5 + rng.random::<f32>() * 0.6 - 0.3).collect();
+        x[3] = if c == 0 { 1.0 } else { 3.0 } + rng.random::<f32>() * 0.2;
+        x
+    };
+    let conv = PointwiseConv {
+        inputs: 4,
+        outputs: 4,
+        weight: vec![1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 0.],
+        bias: vec![0.0, 0.0, 0.0, 3.0],
+    };
+    let accuracy = |lr: f32| -> f64 {
+        let mut a = AdaptParams::new(conv.clone(), 1);
+        a.lr = lr;
+        let mut p = LearnerParams::new(4, 2).with_adapt(a);
+        p.algorithm = Algorithm::Supervised;
+        p.gate = None;
+        p.bank_capacity = 64;
+        let mut l = p.build().unwrap();
+        let mut rng = StdRng::seed_from_u64(3);
+        for i in 0..600 {
+            l.observe_labeled(&sample(i % 2, &mut rng), i % 2).unwrap();
+        }
+        let right = (0..200)
+            .filter(|&i| {
+                let c = (i % 2) as u32;
+                l.predict(&sample(c, &mut rng)).unwrap().class == c
+            })
+            .count();
+        assert_eq!(l.block().unwrap().weights().0[15] != 0.0, lr > 0.0, "w[3, 3] moved iff lr > 0");
+        right as f64 / 200.0
+    };
+    let (frozen, adapted) = (accuracy(0.0), accuracy(0.05));
+    assert!(frozen < 0.7, "the frozen embedding holds no class information: {frozen}");
+    assert!(adapted > 0.95, "the adapted block found channel 3: {adapted} (frozen {frozen})");
+}
+
+#[test]
+fn adaptive_learner_checks_its_params_and_rows() {
+    let p = small_params(16).with_adapt(block(0.05));
+    assert_eq!((p.dim, p.feature_dim()), (16, 8));
+    let mut bad = p.clone();
+    bad.dim = 15;
+    assert!(matches!(bad.build(), Err(Error::InvalidParam { name: "adapt", .. })));
+    let mut bad = p.clone();
+    bad.algorithm = Algorithm::MixMatch;
+    assert!(matches!(bad.build(), Err(Error::InvalidParam { name: "adapt", .. })));
+    let mut l = p.build().unwrap();
+    let e = l.observe(&[0.5; 8]).unwrap_err();
+    assert!(matches!(e, Error::ShapeMismatch { .. }), "an embedding is not a map: {e:?}");
+    let mut nan = vec![0.5; 16];
+    nan[3] = f32::NAN;
+    assert!(matches!(l.observe_labeled(&nan, 0), Err(Error::NonFinite { .. })));
+    assert_eq!(l.counters().labeled + l.counters().unlabeled, 0, "untouched");
 }

@@ -1,8 +1,11 @@
 //! Proves that a steady-state `Learner::observe` (gate score, admission, bank insert, replay
 //! step with teacher, strong view, FixMatch loss, SGD and EMA) and `Learner::predict` allocate
 //! nothing once the gate is fitted, for the linear and the MLP head, and that the periodic
-//! refreshes of the bank's graph (label propagation, CoMatch) allocate nothing either.
+//! refreshes of the bank's graph (label propagation, CoMatch) allocate nothing either; with an
+//! adaptive block too (its steps, the stored maps, the embedding refreshes).
 
+use edge_ssl::adapt::AdaptParams;
+use edge_ssl::backbone::PointwiseConv;
 use edge_ssl::learner::{Algorithm, LearnerParams};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
@@ -22,14 +25,29 @@ fn the_counter_counts() {
 
 #[test]
 fn steady_state_observe_and_predict_allocate_nothing() {
-    for (alg, hidden) in [
-        (Algorithm::FixMatch, 0),
-        (Algorithm::FlexMatch, 16),
-        (Algorithm::Uda, 0),
-        (Algorithm::LabelProp, 0),
-        (Algorithm::CoMatch, 16),
+    for (alg, hidden, adapt) in [
+        (Algorithm::FixMatch, 0, false),
+        (Algorithm::FlexMatch, 16, false),
+        (Algorithm::Uda, 0, false),
+        (Algorithm::LabelProp, 0, false),
+        (Algorithm::CoMatch, 16, false),
+        (Algorithm::LabelProp, 0, true),
+        (Algorithm::FixMatch, 16, true),
     ] {
         let mut p = LearnerParams::new(16, 4);
+        if adapt {
+            // maps of 4 channels x 4 positions -> 12-d embeddings; block steps every 2
+            // samples and embedding refreshes every 40 happen inside the measured window
+            let conv = PointwiseConv {
+                inputs: 4,
+                outputs: 12,
+                weight: (0..48).map(|i| ((i * 7) % 5) as f32 * 0.1 - 0.1).collect(),
+                bias: vec![0.2; 12],
+            };
+            let mut a = AdaptParams::new(conv, 4);
+            a.refresh_every = 40;
+            p = p.with_adapt(a);
+        }
         p.algorithm = alg;
         p.hidden = hidden;
         // graph refreshes (PCA, kNN graph, propagation) happen inside the measured window
@@ -68,7 +86,10 @@ fn steady_state_observe_and_predict_allocate_nothing() {
                 l.predict(x).unwrap();
             }
         });
-        assert_eq!(n, 0, "{alg:?} hidden {hidden}: {n} allocations in 100 observe + predict");
+        assert_eq!(
+            n, 0,
+            "{alg:?} hidden {hidden} adapt {adapt}: {n} allocations in 100 observe + predict"
+        );
         assert_ne!(l.temperature(), 1.0, "the temperature was refitted");
         if alg.uses_graph() {
             assert!(l.propagation().unwrap().refreshes() >= 5, "refreshes were measured");

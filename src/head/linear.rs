@@ -128,6 +128,23 @@ impl Head for Linear {
         }
         Ok(())
     }
+
+    fn input_grad_into(&mut self, dlogits: &[f32], dx: &mut [f32]) -> Result<()> {
+        const OP: &str = "Linear::input_grad_into";
+        let n = rows_of(OP, "dlogits", dlogits.len(), self.k)?;
+        check_len(OP, "dx [n, D]", n * self.d, dx.len())?;
+        check_finite(OP, dlogits)?;
+        let w = &self.params[..self.k * self.d];
+        for (gi, dxi) in dlogits.chunks_exact(self.k).zip(dx.chunks_exact_mut(self.d)) {
+            dxi.fill(0.0);
+            for (&g, wk) in gi.iter().zip(w.chunks_exact(self.d)) {
+                if g != 0.0 {
+                    axpy(g, wk, dxi);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -157,6 +174,12 @@ mod tests {
         for (a, b) in out.iter().zip(want) {
             assert!((a - b).abs() < 1e-6, "{out:?}");
         }
+    }
+
+    #[test]
+    fn input_grad_matches_finite_differences() {
+        let mut h = LinearParams::new(4, 3).check().unwrap().build(&mut StdRng::seed_from_u64(7));
+        crate::head::assert_input_grad_matches_finite_differences(&mut h, 11);
     }
 
     #[test]

@@ -216,6 +216,45 @@ impl Head for Mlp {
         }
         Ok(())
     }
+
+    fn input_grad_into(&mut self, dlogits: &[f32], dx: &mut [f32]) -> Result<()> {
+        const OP: &str = "Mlp::input_grad_into";
+        let n = rows_of(OP, "dlogits", dlogits.len(), self.k)?;
+        check_len(OP, "dx [n, D]", n * self.d, dx.len())?;
+        if self.last_n != Some(n) {
+            return Err(Error::ShapeMismatch {
+                op: OP,
+                expected: format!("the batch of the last forward_into ({:?} rows)", self.last_n),
+                got: format!("{n} rows"),
+            });
+        }
+        check_finite(OP, dlogits)?;
+        let (d, h, k) = (self.d, self.h, self.k);
+        let w1 = &self.params[..h * d];
+        let w2 = &self.params[h * d + h..h * d + h + k * h];
+        let dhidden = &mut self.dhidden[..n * h];
+        for (((gi, hi), dhi), dxi) in dlogits
+            .chunks_exact(k)
+            .zip(self.hidden.chunks_exact(h))
+            .zip(dhidden.chunks_exact_mut(h))
+            .zip(dx.chunks_exact_mut(d))
+        {
+            dhi.fill(0.0);
+            for (&g, wk) in gi.iter().zip(w2.chunks_exact(h)) {
+                if g != 0.0 {
+                    axpy(g, wk, dhi);
+                }
+            }
+            dxi.fill(0.0);
+            for ((&g, &a), wj) in dhi.iter().zip(hi).zip(w1.chunks_exact(d)) {
+                // ReLU: no gradient where the unit was off.
+                if g != 0.0 && a > 0.0 {
+                    axpy(g, wj, dxi);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -264,6 +303,12 @@ mod tests {
         let mut g = m.grads();
         let r = m.backward_into(&[0.0; 4], &[0.0; 3], &mut g);
         assert!(matches!(r, Err(Error::ShapeMismatch { .. })));
+    }
+
+    #[test]
+    fn input_grad_matches_finite_differences() {
+        let mut h = params().check().unwrap().build(&mut StdRng::seed_from_u64(7));
+        crate::head::assert_input_grad_matches_finite_differences(&mut h, 11);
     }
 
     #[test]

@@ -159,6 +159,18 @@ pub trait Head {
     /// last forward); [`Error::NonFinite`] for NaN in `dlogits`.
     fn backward_into(&mut self, x: &[f32], dlogits: &[f32], grads: &mut Grads) -> Result<()>;
 
+    /// Writes d(loss)/d(x) into `dx`, given d(loss)/d(logits) of the batch that the last
+    /// `forward_into` saw (what a trainable layer below the head, [`crate::adapt::Block`],
+    /// needs). Allocation-free.
+    ///
+    /// # Shapes
+    /// `dlogits: [n, K]` -> `dx: [n, D]`.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] if the lengths disagree (or, for the MLP, `n` differs from the
+    /// last forward); [`Error::NonFinite`] for NaN in `dlogits`.
+    fn input_grad_into(&mut self, dlogits: &[f32], dx: &mut [f32]) -> Result<()>;
+
     /// Replaces the parameters with `src` (the persistence path: what [`Head::params`] wrote).
     ///
     /// # Errors
@@ -230,6 +242,35 @@ pub(crate) fn init_uniform<R: rand::Rng + ?Sized>(rng: &mut R, fan_in: usize, ou
     for v in out {
         *v = rng.random_range(-bound..=bound);
     }
+}
+
+/// Checks [`Head::input_grad_into`] against central finite differences of
+/// `loss = sum(g . logits(x))` on a batch of 3 rows.
+#[cfg(test)]
+pub(crate) fn assert_input_grad_matches_finite_differences(head: &mut dyn Head, seed: u64) {
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+    let (d, k, n) = (head.input_dim(), head.n_classes(), 3);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let x: Vec<f32> = (0..n * d).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let g: Vec<f32> = (0..n * k).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let mut logits = vec![0f32; n * k];
+    let mut loss = |x: &[f32], head: &mut dyn Head| -> f64 {
+        head.forward_into(x, &mut logits).unwrap();
+        logits.iter().zip(&g).map(|(l, g)| f64::from(l * g)).sum()
+    };
+    loss(&x, head);
+    let mut dx = vec![0f32; n * d];
+    head.input_grad_into(&g, &mut dx).unwrap();
+    let e = 1e-3f32;
+    for j in 0..n * d {
+        let (mut xp, mut xm) = (x.clone(), x.clone());
+        xp[j] += e;
+        xm[j] -= e;
+        let fd = (loss(&xp, head) - loss(&xm, head)) / (2.0 * f64::from(e));
+        let got = f64::from(dx[j]);
+        assert!((fd - got).abs() < 5e-3 * (1.0 + fd.abs()), "x[{j}]: fd {fd} vs {got}");
+    }
+    assert!(head.input_grad_into(&g[..k], &mut dx[..d + 1]).is_err(), "wrong dx length");
 }
 
 #[cfg(test)]

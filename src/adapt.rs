@@ -66,9 +66,19 @@ pub struct AdaptParams {
     pub l2sp: f32,
     /// Observed samples (labelled or not) between block steps. Default 2.
     pub every: u64,
+    /// Decay of the running average of the trained weights ([`Weights::Average`], Polyak
+    /// averaging as in a mean teacher), updated after every block step; 0 keeps the average
+    /// equal to the trained weights. Default 0.999 (seed 1, true labels for the whole stream:
+    /// 0.99 ended at 0.844 test accuracy, 0.999 at 0.860, 0.9995 at 0.862; without an
+    /// average, a learning rate of 0.05 oscillated between 0.72 and 0.82).
+    pub average_decay: f32,
     /// Admitted (pseudo) entries per block step, beside the learner's `labeled_batch` given
     /// entries. Default 48 (the offline trainer's batch: 16 given + 48 stream).
     pub unlabeled_rows: usize,
+    /// Build the bank's graph (label propagation, CoMatch) on the shipped weights' embeddings
+    /// instead of the adapted ones; the teacher's start labels still come from the adapted
+    /// embeddings. Default false.
+    pub graph_on_shipped: bool,
     /// Observed samples (labelled or not) between recomputations of every bank entry's
     /// embedding with the current block (the graph refresh also recomputes them first).
     /// Default 500.
@@ -85,7 +95,9 @@ impl AdaptParams {
             momentum: 0.9,
             l2sp: 1e-2,
             every: 2,
+            average_decay: 0.999,
             unlabeled_rows: 48,
+            graph_on_shipped: false,
             refresh_every: 500,
         }
     }
@@ -135,6 +147,9 @@ impl AdaptParams {
         if !(0.0..1.0).contains(&self.momentum) {
             return bad("adapt.momentum", format!("{} not in [0, 1)", self.momentum));
         }
+        if !(0.0..1.0).contains(&self.average_decay) {
+            return bad("adapt.average_decay", format!("{} not in [0, 1)", self.average_decay));
+        }
         if !(self.l2sp.is_finite() && self.l2sp >= 0.0) {
             return bad("adapt.l2sp", format!("{} must be finite and >= 0", self.l2sp));
         }
@@ -160,6 +175,8 @@ impl AdaptParams {
             p: self.clone(),
             w: self.conv.weight.clone(),
             b: self.conv.bias.clone(),
+            wa: self.conv.weight.clone(),
+            ba: self.conv.bias.clone(),
             mw: vec![0.0; co * ci],
             mb: vec![0.0; co],
             gw: vec![0.0; co * ci],
@@ -176,8 +193,10 @@ impl AdaptParams {
 /// Which weights a forward pass uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Weights {
-    /// The trained weights.
+    /// The trained weights (the only ones [`Block::backward`] differentiates).
     Current,
+    /// Their running average ([`AdaptParams::average_decay`]): what the learner embeds with.
+    Average,
     /// The shipped weights ([`AdaptParams::conv`]): the frozen embedding.
     Shipped,
 }
@@ -189,6 +208,9 @@ pub struct Block {
     /// `[outputs, inputs]`.
     w: Vec<f32>,
     b: Vec<f32>,
+    /// The running average of `w` and `b`.
+    wa: Vec<f32>,
+    ba: Vec<f32>,
     mw: Vec<f32>,
     mb: Vec<f32>,
     gw: Vec<f32>,
@@ -221,20 +243,31 @@ impl Block {
         (&self.w, &self.b)
     }
 
+    /// The running averages of the weights and the bias ([`Weights::Average`]).
+    pub fn averages(&self) -> (&[f32], &[f32]) {
+        (&self.wa, &self.ba)
+    }
+
     /// The momentum buffers of the weights and the bias.
     pub fn momentum(&self) -> (&[f32], &[f32]) {
         (&self.mw, &self.mb)
     }
 
-    /// Replaces the weights, bias and their momentum buffers (the persistence path).
+    /// Replaces the weights, bias, their averages and momentum buffers (the persistence
+    /// path): `[w, b, wa, ba, mw, mb]`.
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`] for other lengths, [`Error::NonFinite`] for NaN.
-    pub fn restore(&mut self, w: &[f32], b: &[f32], mw: &[f32], mb: &[f32]) -> Result<()> {
-        for (name, src, dst) in [("w", w, &self.w), ("b", b, &self.b), ("mw", mw, &self.mw)]
-            .into_iter()
-            .chain([("mb", mb, &self.mb)])
-        {
+    pub fn restore(&mut self, parts: [&[f32]; 6]) -> Result<()> {
+        let [w, b, wa, ba, mw, mb] = parts;
+        for (name, src, dst) in [
+            ("w", w, &self.w),
+            ("b", b, &self.b),
+            ("wa", wa, &self.wa),
+            ("ba", ba, &self.ba),
+            ("mw", mw, &self.mw),
+            ("mb", mb, &self.mb),
+        ] {
             if src.len() != dst.len() {
                 return Err(Error::ShapeMismatch {
                     op: "Block::restore",
@@ -246,6 +279,8 @@ impl Block {
         }
         self.w.copy_from_slice(w);
         self.b.copy_from_slice(b);
+        self.wa.copy_from_slice(wa);
+        self.ba.copy_from_slice(ba);
         self.mw.copy_from_slice(mw);
         self.mb.copy_from_slice(mb);
         self.last_rows = None;
@@ -283,6 +318,7 @@ impl Block {
             }
             let (w, b) = match weights {
                 Weights::Current => (&self.w, &self.b),
+                Weights::Average => (&self.wa, &self.ba),
                 Weights::Shipped => (&self.p.conv.weight, &self.p.conv.bias),
             };
             let pre = &mut self.pre[..co * cols];
@@ -348,7 +384,8 @@ impl Block {
     }
 
     /// One SGD step on the accumulated gradient, then zeroes it:
-    /// `m = mu m + g + l2sp (w - w0)`, `w -= lr m` (the bias has no decay).
+    /// `m = mu m + g + l2sp (w - w0)`, `w -= lr m` (the bias has no decay); then the averages
+    /// `wa = d wa + (1 - d) w`.
     pub fn step(&mut self) {
         let (lr, mu, l2) = (self.p.lr, self.p.momentum, self.p.l2sp);
         for (((w, m), g), &w0) in
@@ -362,6 +399,10 @@ impl Block {
             *m = mu * *m + *g;
             *b -= lr * *m;
             *g = 0.0;
+        }
+        let d = self.p.average_decay;
+        for (a, &v) in self.wa.iter_mut().zip(&self.w).chain(self.ba.iter_mut().zip(&self.b)) {
+            *a = d * *a + (1.0 - d) * v;
         }
     }
 }
@@ -731,7 +772,7 @@ mod tests {
     fn step_is_momentum_sgd_with_l2sp_towards_the_shipped_weights() {
         let conv = PointwiseConv { inputs: 1, outputs: 1, weight: vec![1.0], bias: vec![0.0] };
         let mut p = AdaptParams::new(conv, 1);
-        (p.lr, p.momentum, p.l2sp) = (0.1, 0.5, 0.2);
+        (p.lr, p.momentum, p.l2sp, p.average_decay) = (0.1, 0.5, 0.2, 0.99);
         let mut block = p.build(1).unwrap();
         let mut e = [0.0];
         block.forward_into(&[2.0], &mut e, Weights::Current).unwrap();
@@ -743,6 +784,11 @@ mod tests {
         block.backward(&[0.0]).unwrap();
         block.step(); // m = 0.5 * 2 + 0 + 0.2 * (0.8 - 1) = 0.96, w = 0.8 - 0.096
         assert!((block.w[0] - 0.704).abs() < 1e-6, "{}", block.w[0]);
+        // the average: d = 0.99, wa = 0.99 (0.99 + 0.01 0.8) + 0.01 0.704
+        let want = 0.99 * (0.99 + 0.01 * 0.8) + 0.01 * 0.704;
+        assert!((block.wa[0] - want).abs() < 1e-6, "{} vs {want}", block.wa[0]);
+        block.forward_into(&[2.0], &mut e, Weights::Average).unwrap();
+        assert!((e[0] - (2.0 * block.wa[0] + block.ba[0])).abs() < 1e-6);
         assert!((block.b[0] + 0.15).abs() < 1e-6, "{}", block.b[0]);
     }
 

@@ -204,8 +204,8 @@ impl BankParams {
     }
 
     /// Exact heap + inline bytes a bank with these parameters uses, for its whole life:
-    /// `capacity * (dim * bytes_per_value + storage.bytes_per_entry() + ENTRY_OVERHEAD_BYTES)
-    /// + size_of::<Bank>()`.
+    /// `capacity * (dim * bytes_per_value + storage.bytes_per_entry() + ENTRY_OVERHEAD_BYTES)`
+    /// `+ size_of::<Bank>()`.
     pub fn memory_bytes(&self) -> usize {
         self.arena_bytes()
             + self.capacity * (self.storage.bytes_per_entry() + ENTRY_OVERHEAD_BYTES)

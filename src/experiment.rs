@@ -201,6 +201,10 @@ pub struct LearnerSection {
     pub adapt_every: Option<u64>,
     /// Pseudo entries per block step ([`AdaptParams::unlabeled_rows`], default 48).
     pub adapt_rows: Option<usize>,
+    /// Decay of the block's weight average ([`AdaptParams::average_decay`], default 0.999).
+    pub adapt_average: Option<f32>,
+    /// The graph on the shipped block's embeddings ([`AdaptParams::graph_on_shipped`]).
+    pub adapt_graph_on_shipped: Option<bool>,
     /// Observed samples between recomputations of the bank's embeddings
     /// ([`AdaptParams::refresh_every`], default 500).
     pub adapt_refresh: Option<u64>,
@@ -235,6 +239,12 @@ impl LearnerSection {
         }
         if let Some(v) = self.adapt_rows {
             a.unlabeled_rows = v;
+        }
+        if let Some(v) = self.adapt_average {
+            a.average_decay = v;
+        }
+        if let Some(v) = self.adapt_graph_on_shipped {
+            a.graph_on_shipped = v;
         }
         if let Some(v) = self.adapt_refresh {
             a.refresh_every = v;

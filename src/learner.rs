@@ -28,6 +28,16 @@
 //! with every new given label, never with pseudo-labels. Until it is fitted, unlabeled samples
 //! beyond the warm-up buffer are counted as `deferred` and not learned from.
 //!
+//! # Features that adapt on the device
+//! With [`LearnerParams::with_adapt`] the input rows are feature maps one layer below the
+//! embedding, and a trainable block ([`crate::adapt`]) makes the embeddings: the bank stores
+//! each entry's embedding (for the head and the graph) and its int8-coded map; every
+//! [`crate::adapt::AdaptParams::every`] samples one block step trains the block through the
+//! student head's loss on replayed entries; every entry's embedding is recomputed with the
+//! block's averaged weights every [`crate::adapt::AdaptParams::refresh_every`] samples and
+//! before each graph refresh. The gate scores the embedding of the block's shipped weights, the
+//! one it was calibrated on.
+//!
 //! # Reproducibility, checkpoints and resume
 //! Every random choice of an `observe` call draws from an RNG seeded with
 //! `(seed, samples observed so far)`, so a learner resumed from a checkpoint continues exactly
@@ -900,6 +910,26 @@ fn all_unlabeled_grads(
     Ok(selected)
 }
 
+/// Recomputes every bank entry's embedding from its stored map with the block's `weights`.
+fn embed_bank(a: &mut Adapt, bank: &mut Bank, dim: usize, weights: Weights) -> Result<()> {
+    let n = bank.len();
+    for (o, e) in a.all.iter_mut().zip(bank.iter()) {
+        *o = e.slot() as u32;
+    }
+    let (fd, rows) = (a.block.params().output_dim(), a.block.max_rows());
+    for chunk in a.all[..n].chunks(rows) {
+        let m = chunk.len();
+        for (&slot, x) in chunk.iter().zip(a.x.chunks_exact_mut(dim)) {
+            a.maps.get_into(slot as usize, x);
+        }
+        a.block.forward_into(&a.x[..m * dim], &mut a.e[..m * fd], weights)?;
+        for (&slot, e) in chunk.iter().zip(a.e.chunks_exact(fd)) {
+            bank.set_embedding(slot as usize, e)?;
+        }
+    }
+    Ok(())
+}
+
 /// The graph's view of the sampled unlabeled rows in `slots`: their propagated targets
 /// (LabelProp) and memory-smoothed probabilities (CoMatch; `smoothed` empty if unused) from the
 /// teacher's `probs_t`. A row 0 replaced by the current sample (`pending`) has neither: its
@@ -1082,7 +1112,7 @@ impl Learner {
         let r = a
             .block
             .forward_into(x, &mut fe, Weights::Shipped)
-            .and_then(|()| a.block.forward_into(x, &mut cf, Weights::Current))
+            .and_then(|()| a.block.forward_into(x, &mut cf, Weights::Average))
             .and_then(|()| f(self, &fe, &cf));
         let a = self.adapt.as_mut().expect("the block stays");
         (a.fe, a.cf) = (fe, cf);
@@ -1149,9 +1179,9 @@ impl Learner {
                     features_into(xs, scale, &mut s.pending_strong);
                 }
                 Some(a) => {
-                    a.block.forward_into(x, &mut a.cf, Weights::Current)?;
+                    a.block.forward_into(x, &mut a.cf, Weights::Average)?;
                     features_into(&a.cf, scale, &mut s.pending_weak);
-                    a.block.forward_into(xs, &mut a.cf, Weights::Current)?;
+                    a.block.forward_into(xs, &mut a.cf, Weights::Average)?;
                     features_into(&a.cf, scale, &mut s.pending_strong);
                 }
             }
@@ -1224,36 +1254,37 @@ impl Learner {
         let Some(prop) = &mut self.prop else { return Ok(()) };
         let (teacher, s) = (&mut self.teacher, &mut self.s);
         let (scale, k, t) = (self.p.feature_scale, self.p.n_classes, self.temperature);
-        prop.refresh(&self.bank, |x, probs| {
-            features_into(x, scale, &mut s.one);
+        let shipped = self.adapt.as_ref().is_some_and(|a| a.block.params().graph_on_shipped);
+        if !shipped {
+            prop.refresh(&self.bank, |x, probs| {
+                features_into(x, scale, &mut s.one);
+                teacher.forward_into(&s.one, &mut s.one_logits)?;
+                softmax_into(&s.one_logits, k, t, probs)
+            })?;
+            return Ok(());
+        }
+        // The graph on the shipped embeddings, the start labels from the adapted ones.
+        let a = self.adapt.as_mut().expect("checked above");
+        embed_bank(a, &mut self.bank, self.p.dim, Weights::Shipped)?;
+        let dim = self.p.dim;
+        prop.refresh_by_slot(&self.bank, |slot, _, probs| {
+            a.maps.get_into(slot, &mut a.x[..dim]);
+            a.block.forward_into(&a.x[..dim], &mut a.cf, Weights::Average)?;
+            features_into(&a.cf, scale, &mut s.one);
             teacher.forward_into(&s.one, &mut s.one_logits)?;
             softmax_into(&s.one_logits, k, t, probs)
         })?;
-        Ok(())
+        embed_bank(a, &mut self.bank, self.p.dim, Weights::Average)
     }
 
-    /// Recomputes every bank entry's embedding from its map with the adaptive block's current
+    /// Recomputes every bank entry's embedding from its map with the adaptive block's averaged
     /// weights (allocation-free; nothing without a block, or if done at this sample already).
     fn refresh_embeddings(&mut self) -> Result<()> {
         let seen = self.counters.labeled + self.counters.unlabeled;
         let Some(a) = self.adapt.as_mut().filter(|a| a.refreshed_at != seen) else {
             return Ok(());
         };
-        let n = self.bank.len();
-        for (o, e) in a.all.iter_mut().zip(self.bank.iter()) {
-            *o = e.slot() as u32;
-        }
-        let (dim, fd, rows) = (self.p.dim, self.p.feature_dim(), a.block.max_rows());
-        for chunk in a.all[..n].chunks(rows) {
-            let m = chunk.len();
-            for (&slot, x) in chunk.iter().zip(a.x.chunks_exact_mut(dim)) {
-                a.maps.get_into(slot as usize, x);
-            }
-            a.block.forward_into(&a.x[..m * dim], &mut a.e[..m * fd], Weights::Current)?;
-            for (&slot, e) in chunk.iter().zip(a.e.chunks_exact(fd)) {
-                self.bank.set_embedding(slot as usize, e)?;
-            }
-        }
+        embed_bank(a, &mut self.bank, self.p.dim, Weights::Average)?;
         a.refreshed_at = seen;
         Ok(())
     }
@@ -1377,7 +1408,7 @@ impl Learner {
     /// algorithm's unlabeled loss with the teacher's targets on the entries' stored
     /// embeddings, on the clean embedding: no strong view), the gradient back through the
     /// head and the normalization into the block, one block SGD step. The head is not
-    /// updated here; the rows' fresh embeddings replace their stored ones. Distribution
+    /// updated here, and the bank keeps the averaged weights' embeddings. Distribution
     /// alignment is not applied (its running estimate moves in the head's steps only).
     fn adapt_step(&mut self, rng: &mut StdRng) -> Result<()> {
         let Some(a) = &mut self.adapt else { return Ok(()) };
@@ -1418,9 +1449,6 @@ impl Learner {
             a.maps.get_into(slot as usize, x);
         }
         a.block.forward_into(&a.x[..n * dim], &mut a.e[..n * fd], Weights::Current)?;
-        for (&slot, e) in a.slots[..n].iter().zip(a.e.chunks_exact(fd)) {
-            self.bank.set_embedding(slot as usize, e)?;
-        }
         a.h[..n * fd].copy_from_slice(&a.e[..n * fd]);
         features_rows(&mut a.h[..n * fd], fd, scale);
         self.student.forward_into(&a.h[..n * fd], &mut a.logits[..n * k])?;
@@ -1618,13 +1646,14 @@ impl Learner {
             w.f32_blob(SectionId(SectionId::USER.0 + 5), da.running())?;
         }
         if let Some(a) = &self.adapt {
-            let ((wt, b), (mw, mb)) = (a.block.weights(), a.block.momentum());
+            let ((wt, b), (wa, ba), (mw, mb)) =
+                (a.block.weights(), a.block.averages(), a.block.momentum());
             let (q, scales) = a.maps.raw();
-            for (i, v) in [wt, b, mw, mb, scales].into_iter().enumerate() {
+            for (i, v) in [wt, b, wa, ba, mw, mb, scales].into_iter().enumerate() {
                 w.f32_blob(SectionId(SectionId::USER.0 + 6 + i as u32), v)?;
             }
             let bytes: Vec<u8> = q.iter().map(|&v| v.to_le_bytes()[0]).collect();
-            w.bytes_blob(SectionId(SectionId::USER.0 + 11), &bytes)?;
+            w.bytes_blob(SectionId(SectionId::USER.0 + 13), &bytes)?;
         }
         w.counters(&c)?;
         w.save(path)
@@ -1701,23 +1730,21 @@ impl Learner {
         if let Some(a) = &mut l.adapt {
             let sec = |i: u32| SectionId(SectionId::USER.0 + 6 + i);
             let ((wt, b), (mw, mb)) = (a.block.weights(), a.block.momentum());
+            let lens = [wt.len(), b.len(), wt.len(), b.len(), mw.len(), mb.len()];
             let mut v: Vec<Vec<f32>> =
-                [wt.len(), b.len(), mw.len(), mb.len(), a.maps.raw().1.len()]
-                    .iter()
-                    .map(|&n| vec![0f32; n])
-                    .collect();
+                lens.iter().chain([&a.maps.raw().1.len()]).map(|&n| vec![0f32; n]).collect();
             for (i, buf) in v.iter_mut().enumerate() {
                 f.f32_blob_into(sec(i as u32), buf)?;
             }
             let mut bytes = vec![0u8; a.maps.raw().0.len()];
-            f.bytes_blob_into(sec(5), &mut bytes)?;
+            f.bytes_blob_into(sec(7), &mut bytes)?;
             let q: Vec<i8> = bytes.iter().map(|&b| i8::from_le_bytes([b])).collect();
             let malformed = |e: Error| Error::StateMalformed {
                 path: path.as_ref().to_path_buf(),
                 reason: e.to_string(),
             };
-            a.block.restore(&v[0], &v[1], &v[2], &v[3]).map_err(malformed)?;
-            a.maps.restore(&q, &v[4]).map_err(malformed)?;
+            a.block.restore([&v[0], &v[1], &v[2], &v[3], &v[4], &v[5]]).map_err(malformed)?;
+            a.maps.restore(&q, &v[6]).map_err(malformed)?;
         }
         l.bank = f.bank()?;
         if f.section_ids().any(|s| s == SectionId::GATE) {

@@ -294,6 +294,20 @@ impl Propagation {
         bank: &Bank,
         mut predict: impl FnMut(&[f32], &mut [f32]) -> Result<()>,
     ) -> Result<Option<RefreshStats>> {
+        self.refresh_by_slot(bank, |_, x, probs| predict(x, probs))
+    }
+
+    /// [`Propagation::refresh`] with `predict(slot, x, probs)`: the teacher may predict from
+    /// something else kept for the entry in `slot` than the embedding `x` the graph is built on
+    /// (e.g. the adaptive block's embedding while the graph uses the shipped one).
+    ///
+    /// # Errors
+    /// As [`Propagation::refresh`].
+    pub fn refresh_by_slot(
+        &mut self,
+        bank: &Bank,
+        mut predict: impl FnMut(usize, &[f32], &mut [f32]) -> Result<()>,
+    ) -> Result<Option<RefreshStats>> {
         let bp = bank.params();
         if bp.dim != self.dim || bp.n_classes != self.k || bp.capacity > self.slot_of.len() {
             return Err(Error::ShapeMismatch {
@@ -458,7 +472,7 @@ impl Propagation {
         &mut self,
         bank: &Bank,
         n: usize,
-        predict: &mut impl FnMut(&[f32], &mut [f32]) -> Result<()>,
+        predict: &mut impl FnMut(usize, &[f32], &mut [f32]) -> Result<()>,
     ) -> Result<()> {
         let k = self.k;
         for i in 0..n {
@@ -471,7 +485,7 @@ impl Propagation {
                 }
                 LabelKind::Pseudo => {
                     e.embedding_into(&mut self.row)?;
-                    predict(&self.row, y)?;
+                    predict(e.slot(), &self.row, y)?;
                 }
             }
         }

@@ -410,6 +410,8 @@ fn an_adaptive_block_learns_what_the_frozen_embedding_lacks() {
     let accuracy = |lr: f32| -> f64 {
         let mut a = AdaptParams::new(conv.clone(), 1);
         a.lr = lr;
+        // 300 block steps: a shorter average than the default's 1000-step horizon
+        a.average_decay = 0.9;
         let mut p = LearnerParams::new(4, 2).with_adapt(a);
         p.algorithm = Algorithm::Supervised;
         p.gate = None;

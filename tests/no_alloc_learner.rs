@@ -33,6 +33,7 @@ fn steady_state_observe_and_predict_allocate_nothing() {
         (Algorithm::CoMatch, 16, false),
         (Algorithm::LabelProp, 0, true),
         (Algorithm::FixMatch, 16, true),
+        (Algorithm::CoMatch, 0, true),
     ] {
         let mut p = LearnerParams::new(16, 4);
         if adapt {
@@ -46,6 +47,8 @@ fn steady_state_observe_and_predict_allocate_nothing() {
             };
             let mut a = AdaptParams::new(conv, 4);
             a.refresh_every = 40;
+            // CoMatch's graph on the shipped block's embeddings (a second bank pass)
+            a.graph_on_shipped = alg == Algorithm::CoMatch;
             p = p.with_adapt(a);
         }
         p.algorithm = alg;

@@ -8,7 +8,9 @@
 //!   and backward, SGD, EMA). `labelprop` includes its graph refresh every 500 samples, amortized
 //!   over the iterations (the refresh alone: `propagate/refresh`). `flexmatch-noview` is the
 //!   default with the strong view switched off (noise 0, dropout 0): the difference is what the
-//!   embedding-space view costs.
+//!   embedding-space view costs. `adapt-labelprop/d5120`: the same stream spread over 320 x
+//!   4 x 4 maps, with the adaptive block ([`edge_ssl::adapt`], the shipped head convolution):
+//!   its block step every 2 samples and the bank's embedding refresh every 500, amortized.
 //! - `learner/backbone/int8/size112`: one `Backbone::embed` of the default camera model (int8
 //!   EfficientNet-Lite0, 112x112, batch 1), measured in the same run as the learner step.
 //! - `learner/device/int8/size112`: `Device::observe` of a 112x112 frame: resize (identity),
@@ -26,6 +28,8 @@ use std::hint::black_box;
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
+use edge_ssl::adapt::AdaptParams;
+use edge_ssl::backbone::PointwiseConv;
 use edge_ssl::data::image::Geometry;
 use edge_ssl::device::{Device, Frame};
 use edge_ssl::learner::{Algorithm, Learner, LearnerParams};
@@ -45,23 +49,32 @@ fn full_run() -> bool {
 }
 
 /// A synthetic embedding stream: `K` class centres in `[0, 1]^D` plus uniform noise, clipped
-/// at 0 like a pooled ReLU6 embedding; one sample in ten is a low-norm "strange" input.
+/// at 0 like a pooled ReLU6 embedding; one sample in ten is a low-norm "strange" input. With
+/// `map`, each sample is spread over a 320 x 4 x 4 map (`MAP` values) for an adaptive learner.
 struct Stream {
     centres: Vec<f32>,
     rng: StdRng,
+    map: bool,
 }
+
+/// Values of the camera model's last block map (320 channels x 16 positions).
+const MAP: usize = 320 * 16;
 
 impl Stream {
     fn new(seed: u64) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
         let centres = (0..K * D).map(|_| rng.random::<f32>()).collect();
-        Stream { centres, rng }
+        Stream { centres, rng, map: false }
     }
 
     fn sample(&mut self, class: Option<usize>) -> Vec<f32> {
         let centre = &self.centres[class.unwrap_or(0) * D..][..D];
         let scale = if class.is_some() { 1.0 } else { 0.2 };
-        centre.iter().map(|m| scale * (m + self.rng.random_range(-0.3..0.3f32)).max(0.0)).collect()
+        let x: Vec<f32> = centre
+            .iter()
+            .map(|m| scale * (m + self.rng.random_range(-0.3..0.3f32)).max(0.0))
+            .collect();
+        if self.map { (0..MAP).map(|i| x[i % D] - 0.5).collect() } else { x }
     }
 
     fn unlabeled(&mut self) -> Vec<f32> {
@@ -96,17 +109,21 @@ fn observe(c: &mut Criterion<ThreadCpuTime>) {
     noview.strong_view.dropout = 0.0;
     let mut labelprop = LearnerParams::new(D, K);
     labelprop.algorithm = Algorithm::LabelProp;
+    let conv = PointwiseConv::read_qdq(models::CAMERA_INT8, models::CAMERA_HEAD_CONV).unwrap();
+    let adapt = LearnerParams::new(D, K).with_adapt(AdaptParams::new(conv, 16));
     for (name, p) in [
         ("flexmatch", LearnerParams::new(D, K)),
         ("flexmatch-noview", noview),
         ("labelprop", labelprop),
+        ("adapt-labelprop", adapt),
     ] {
         // Warmed on first use: criterion calls the closure only when the filter selects it.
         let mut state = None;
         let mut i = 0;
-        g.bench_function(BenchmarkId::new(name, format!("d{D}")), |b| {
+        g.bench_function(BenchmarkId::new(name, format!("d{}", p.dim)), |b| {
             let (learner, pool) = state.get_or_insert_with(|| {
                 let mut stream = Stream::new(1);
+                stream.map = p.adapt.is_some();
                 let mut learner = p.build().unwrap();
                 warm(&mut learner, &mut stream);
                 let pool: Vec<Vec<f32>> = (0..POOL).map(|_| stream.unlabeled()).collect();

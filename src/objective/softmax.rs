@@ -283,8 +283,8 @@ impl CrossEntropy {
 /// `beta = 20`) give `T = 1/20`; data no better than chance give `T = 20`.
 ///
 /// # Errors
-/// [`Error::ShapeMismatch`] if `logits` is not `labels.len() x k` or is empty,
-/// [`Error::IndexOutOfRange`] for a label `>= k`, [`Error::NonFinite`].
+/// [`crate::Error::ShapeMismatch`] if `logits` is not `labels.len() x k` or is empty,
+/// [`crate::Error::IndexOutOfRange`] for a label `>= k`, [`crate::Error::NonFinite`].
 ///
 /// # Examples
 /// ```

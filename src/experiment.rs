@@ -205,6 +205,9 @@ pub struct LearnerSection {
     pub adapt_average: Option<f32>,
     /// The graph on the shipped block's embeddings ([`AdaptParams::graph_on_shipped`]).
     pub adapt_graph_on_shipped: Option<bool>,
+    /// The block trains on the surer half of the propagated labels
+    /// ([`AdaptParams::surest_half`]).
+    pub adapt_surest_half: Option<bool>,
     /// Observed samples between recomputations of the bank's embeddings
     /// ([`AdaptParams::refresh_every`], default 500).
     pub adapt_refresh: Option<u64>,
@@ -245,6 +248,9 @@ impl LearnerSection {
         }
         if let Some(v) = self.adapt_graph_on_shipped {
             a.graph_on_shipped = v;
+        }
+        if let Some(v) = self.adapt_surest_half {
+            a.surest_half = v;
         }
         if let Some(v) = self.adapt_refresh {
             a.refresh_every = v;

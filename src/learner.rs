@@ -1443,6 +1443,10 @@ impl Learner {
                     &mut a.prop_w,
                     &mut a.smoothed,
                 );
+                if a.block.params().surest_half {
+                    let mean = a.prop_w.iter().sum::<f32>() / a.prop_w.len() as f32;
+                    a.prop_w.iter_mut().filter(|w| **w < mean).for_each(|w| *w = 0.0);
+                }
             }
         }
         for (&slot, x) in a.slots[..n].iter().zip(a.x.chunks_exact_mut(dim)) {

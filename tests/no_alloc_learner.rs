@@ -49,6 +49,8 @@ fn steady_state_observe_and_predict_allocate_nothing() {
             a.refresh_every = 40;
             // CoMatch's graph on the shipped block's embeddings (a second bank pass)
             a.graph_on_shipped = alg == Algorithm::CoMatch;
+            // LabelProp's block steps on the surer half of the propagated labels
+            a.surest_half = alg == Algorithm::LabelProp;
             p = p.with_adapt(a);
         }
         p.algorithm = alg;

@@ -115,6 +115,18 @@ impl Mlp {
         &self.hidden[..self.last_n.unwrap_or(0) * self.h]
     }
 
+    /// `n` must be the batch of the last `forward_into` (whose activations are kept).
+    fn check_last_batch(&self, op: &'static str, n: usize) -> Result<()> {
+        if self.last_n != Some(n) {
+            return Err(Error::ShapeMismatch {
+                op,
+                expected: format!("the batch of the last forward_into ({:?} rows)", self.last_n),
+                got: format!("{n} rows"),
+            });
+        }
+        Ok(())
+    }
+
     fn batch(&self, op: &'static str, x: &[f32]) -> Result<usize> {
         let n = rows_of(op, "x", x.len(), self.d)?;
         if n > self.max_batch {
@@ -171,13 +183,7 @@ impl Head for Mlp {
         let n = self.batch(OP, x)?;
         check_len(OP, "dlogits [n, K]", n * self.k, dlogits.len())?;
         check_len(OP, "grads", self.params.len(), grads.len())?;
-        if self.last_n != Some(n) {
-            return Err(Error::ShapeMismatch {
-                op: OP,
-                expected: format!("the batch of the last forward_into ({:?} rows)", self.last_n),
-                got: format!("{n} rows"),
-            });
-        }
+        self.check_last_batch(OP, n)?;
         check_finite(OP, dlogits)?;
         let (d, h, k) = (self.d, self.h, self.k);
         let w2 = &self.params[h * d + h..h * d + h + k * h];
@@ -221,13 +227,7 @@ impl Head for Mlp {
         const OP: &str = "Mlp::input_grad_into";
         let n = rows_of(OP, "dlogits", dlogits.len(), self.k)?;
         check_len(OP, "dx [n, D]", n * self.d, dx.len())?;
-        if self.last_n != Some(n) {
-            return Err(Error::ShapeMismatch {
-                op: OP,
-                expected: format!("the batch of the last forward_into ({:?} rows)", self.last_n),
-                got: format!("{n} rows"),
-            });
-        }
+        self.check_last_batch(OP, n)?;
         check_finite(OP, dlogits)?;
         let (d, h, k) = (self.d, self.h, self.k);
         let w1 = &self.params[..h * d];

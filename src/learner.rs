@@ -1101,19 +1101,21 @@ impl Learner {
 
     /// Runs `f` with the gate's and the bank's embedding of the input row `x`: `x` itself
     /// for both without an adaptive block; with one, the block's embeddings with its shipped
-    /// and its current weights. Allocation-free.
+    /// and its averaged weights. The shipped one is computed only once the gate is fitted
+    /// (before, nothing scores it and `f` gets an empty slice). Allocation-free.
     fn with_embeddings<T>(
         &mut self,
         x: &[f32],
         f: impl FnOnce(&mut Self, &[f32], &[f32]) -> Result<T>,
     ) -> Result<T> {
+        let gate = self.ood.is_some();
         let Some(a) = &mut self.adapt else { return f(self, x, x) };
         let (mut fe, mut cf) = (std::mem::take(&mut a.fe), std::mem::take(&mut a.cf));
-        let r = a
-            .block
-            .forward_into(x, &mut fe, Weights::Shipped)
+        let shipped =
+            if gate { a.block.forward_into(x, &mut fe, Weights::Shipped) } else { Ok(()) };
+        let r = shipped
             .and_then(|()| a.block.forward_into(x, &mut cf, Weights::Average))
-            .and_then(|()| f(self, &fe, &cf));
+            .and_then(|()| f(self, if gate { &fe } else { &[] }, &cf));
         let a = self.adapt.as_mut().expect("the block stays");
         (a.fe, a.cf) = (fe, cf);
         r
@@ -1336,8 +1338,8 @@ impl Learner {
         let mut x: Vec<f32> = given.iter().flat_map(|(v, _, _)| v.iter().copied()).collect();
         let y: Vec<u32> = given.iter().map(|(_, l, _)| *l).collect();
         let warm = &self.warmup[..self.warmup_len * dim];
-        let warm_fe = match &mut self.adapt {
-            None => warm.to_vec(),
+        let warm_fe: std::borrow::Cow<'_, [f32]> = match &mut self.adapt {
+            None => warm.into(),
             Some(a) => {
                 // The gate sees the shipped block's embeddings, of the stored maps too.
                 let mut map = vec![0f32; dim];
@@ -1347,7 +1349,7 @@ impl Learner {
                 }
                 let mut fe = vec![0f32; self.warmup_len * d];
                 a.block.forward_into(warm, &mut fe, Weights::Shipped)?;
-                fe
+                fe.into()
             }
         };
         let gate = params.fit(&x, d, &y, k, &warm_fe)?;

@@ -34,7 +34,7 @@
 //! [learner]              # optional overrides of the defaults, for every run (baselines too)
 //! weight_decay = 5e-2    # also: learning_rate, hidden, neighbours, pca_dim,
 //!                        # propagation_alpha, refresh_every, distribution_alignment,
-//!                        # temperature_scaling
+//!                        # temperature_scaling, graph_vote
 //! ```
 //!
 //! Per seed: `labels_per_class` labelled samples per class are drawn from the pool, the stream is
@@ -190,6 +190,9 @@ pub struct LearnerSection {
     /// Temperature scaling of the teacher, refitted every this many unlabeled samples
     /// (default off; [`LearnerParams::temperature_scaling`]).
     pub temperature_scaling: Option<u64>,
+    /// Weight of the bank graph's vote in predictions ([`LearnerParams::graph_vote`],
+    /// default 0.5; 0 for the teacher alone).
+    pub graph_vote: Option<f32>,
     /// Features that adapt on the device ([`LearnerParams::adapt`]): the name of the
     /// backbone's 1x1 convolution that makes the embedding from the rows
     /// (`backbone.embedding_output`), e.g. [`crate::models::CAMERA_HEAD_CONV`]. Every row of
@@ -280,6 +283,9 @@ impl LearnerSection {
         }
         if let Some(v) = self.refresh_every {
             p.propagation.every = v;
+        }
+        if let Some(v) = self.graph_vote {
+            p.graph_vote = v;
         }
         if self.distribution_alignment.is_some() {
             p.distribution_alignment = self.distribution_alignment;

@@ -182,6 +182,10 @@ impl PropagationParams {
             target: vec![0; capacity],
             weight: vec![0.0; capacity],
             memory: vec![0.0; capacity * k],
+            n: 0,
+            q: vec![0.0; p],
+            qn: vec![0; kn],
+            qw: vec![0.0; kn],
             refreshed_tick: 0,
             refreshes: 0,
         })
@@ -236,6 +240,12 @@ pub struct Propagation {
     target: Vec<u32>,
     weight: Vec<f32>,
     memory: Vec<f32>,
+    /// Entries in the graph of the last refresh (rows of `z` and `f`).
+    n: usize,
+    /// Scratch of [`Propagation::vote_into`]: the query's projection, its neighbours and weights.
+    q: Vec<f32>,
+    qn: Vec<u32>,
+    qw: Vec<f32>,
     refreshed_tick: u64,
     refreshes: u64,
 }
@@ -331,6 +341,7 @@ impl Propagation {
         self.start_labels(bank, n, &mut predict)?;
         self.propagate(n);
         let stats = self.read_out(bank, n);
+        self.n = n;
         self.refreshed_tick = bank.tick();
         self.refreshes += 1;
         Ok(Some(stats))
@@ -569,6 +580,9 @@ impl Propagation {
             }
             self.memory[slot * k..(slot + 1) * k].copy_from_slice(m);
             if e.kind() == LabelKind::Given {
+                // a given entry votes with its label
+                f.fill(0.0);
+                f[e.label() as usize] = 1.0;
                 self.target[slot] = e.label();
                 self.weight[slot] = 0.0;
                 continue;
@@ -596,9 +610,120 @@ impl Propagation {
         st
     }
 
+    /// The graph's vote for a new embedding `x` (`dim` values): the similarity-weighted
+    /// (`max(s, 0)^gamma`) class distributions of its `neighbours` nearest entries of the last
+    /// refresh, in the same whitened PCA space (given entries vote with their label, pseudo
+    /// entries with their propagated distribution). Writes `K` values summing to 1 into `out`
+    /// and returns true; returns false (and leaves `out`) before the first refresh.
+    /// Allocation-free.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] if `x` or `out` has the wrong length.
+    pub fn vote_into(&mut self, x: &[f32], out: &mut [f32]) -> Result<bool> {
+        if x.len() != self.dim || out.len() != self.k {
+            return Err(Error::ShapeMismatch {
+                op: "Propagation::vote_into",
+                expected: format!("{} values in, {} out", self.dim, self.k),
+                got: format!("{} in, {} out", x.len(), out.len()),
+            });
+        }
+        if self.n == 0 {
+            return Ok(false);
+        }
+        let (d, p, k, n) = (self.dim, self.pdim, self.k, self.n);
+        self.row.copy_from_slice(x);
+        normalize(&mut self.row);
+        self.row.iter_mut().zip(&self.mean).for_each(|(v, &m)| *v -= m as f32);
+        for (o, b) in self.q.iter_mut().zip(self.basis.chunks_exact(d)) {
+            *o = dot(b, &self.row);
+        }
+        normalize(&mut self.q);
+        let kn = self.params.neighbours.min(n);
+        let (ws, nb) = (&mut self.qw[..kn], &mut self.qn[..kn]);
+        ws.fill(f32::NEG_INFINITY);
+        nb.fill(u32::MAX);
+        for (j, zj) in self.z[..n * p].chunks_exact(p).enumerate() {
+            let s = dot(&self.q, zj);
+            if s <= ws[kn - 1] {
+                continue;
+            }
+            let mut at = kn - 1;
+            while at > 0 && ws[at - 1] < s {
+                ws[at] = ws[at - 1];
+                nb[at] = nb[at - 1];
+                at -= 1;
+            }
+            ws[at] = s;
+            nb[at] = j as u32;
+        }
+        out.fill(0.0);
+        let mut total = 0.0;
+        for (&j, &s) in nb.iter().zip(ws.iter()) {
+            let w = if s.is_finite() { s.max(0.0).powf(self.params.gamma) } else { 0.0 };
+            if j == u32::MAX || w == 0.0 {
+                continue;
+            }
+            let fj = &self.f[j as usize * k..(j as usize + 1) * k];
+            out.iter_mut().zip(fj).for_each(|(o, &v)| *o += w * v);
+            total += w;
+        }
+        if total > 0.0 {
+            out.iter_mut().for_each(|o| *o /= total);
+        } else {
+            out.fill(1.0 / k as f32);
+        }
+        Ok(true)
+    }
+
     /// The per-slot state (class, weight, memory) and the refresh tick, for checkpoints.
     pub(crate) fn state(&self) -> (&[u32], &[f32], &[f32], u64, u64) {
         (&self.target, &self.weight, &self.memory, self.refreshed_tick, self.refreshes)
+    }
+
+    /// What [`Propagation::vote_into`] reads, for checkpoints: the PCA mean (as the `f32` the
+    /// projection uses) and basis, then the last graph's projected rows and class
+    /// distributions (empty before the first refresh).
+    pub(crate) fn vote_state(&self) -> Vec<f32> {
+        let (p, k, n) = (self.pdim, self.k, self.n);
+        let mut v = Vec::with_capacity(self.dim + self.basis.len() + n * (p + k));
+        if n > 0 {
+            v.extend(self.mean.iter().map(|&m| m as f32));
+            v.extend_from_slice(&self.basis);
+            v.extend_from_slice(&self.z[..n * p]);
+            v.extend_from_slice(&self.f[..n * k]);
+        }
+        v
+    }
+
+    /// Restores what [`Propagation::vote_state`] returned.
+    pub(crate) fn restore_vote(&mut self, v: &[f32]) -> Result<()> {
+        let (d, p, k) = (self.dim, self.pdim, self.k);
+        let head = d + p * d;
+        let n = v.len().saturating_sub(head) / (p + k);
+        if !(v.is_empty() || (v.len() == head + n * (p + k) && n > 0 && n <= self.slot_of.len()))
+            || v.iter().any(|x| !x.is_finite())
+        {
+            return Err(Error::InvalidParam {
+                name: "graph vote state",
+                reason: format!(
+                    "{} values: not a finite {d}-d graph of <= {} entries",
+                    v.len(),
+                    self.slot_of.len()
+                ),
+            });
+        }
+        self.n = n;
+        if n == 0 {
+            return Ok(());
+        }
+        let (mean, rest) = v.split_at(d);
+        let (basis, rest) = rest.split_at(p * d);
+        let (z, f) = rest.split_at(n * p);
+        self.mean.iter_mut().zip(mean).for_each(|(m, &x)| *m = f64::from(x));
+        self.basis.copy_from_slice(basis);
+        self.z[..n * p].copy_from_slice(z);
+        self.f[..n * k].copy_from_slice(f);
+        Ok(())
     }
 
     /// Restores what [`Propagation::state`] returned.
@@ -757,6 +882,46 @@ mod tests {
         assert_eq!(prop.target(&bank, o.slot().unwrap()), None);
         let wrong = BankParams::new(512, 4, 3).build().unwrap();
         assert!(matches!(prop.refresh(&wrong, |_, _| Ok(())), Err(Error::ShapeMismatch { .. })));
+    }
+
+    #[test]
+    fn the_vote_of_a_new_point_is_its_clusters_class() {
+        let (bank, _) = blobs(150, 7);
+        let mut prop = small().build(512, 8, 3).unwrap();
+        let mut v = [0f32; 3];
+        assert!(!prop.vote_into(&[0.0; 8], &mut v).unwrap(), "no vote before a refresh");
+        assert_eq!(v, [0.0; 3]);
+        prop.refresh(&bank, uniform).unwrap();
+        let mut rng = StdRng::seed_from_u64(8);
+        for i in 0..30 {
+            let c = i % 3;
+            let mut x: Vec<f32> = (0..8).map(|_| 0.3 * (rng.random::<f32>() - 0.5)).collect();
+            x[c] += 1.0;
+            x[7] += 1.0;
+            assert!(prop.vote_into(&x, &mut v).unwrap());
+            assert!((v.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{v:?}");
+            // (an uninformed teacher leaves the propagated distributions close to uniform)
+            assert_eq!(crate::objective::fixmatch::argmax(&v).0, c, "cluster {c}: {v:?}");
+        }
+        // with one neighbour, a given entry's own embedding gets exactly its label
+        let mut one = PropagationParams { neighbours: 1, ..small() }.build(512, 8, 3).unwrap();
+        one.refresh(&bank, uniform).unwrap();
+        for e in bank.iter().filter(|e| e.kind() == LabelKind::Given) {
+            let mut x = [0f32; 8];
+            e.embedding_into(&mut x).unwrap();
+            one.vote_into(&x, &mut v).unwrap();
+            let mut want = [0f32; 3];
+            want[e.label() as usize] = 1.0;
+            assert_eq!(v, want);
+        }
+        assert!(matches!(
+            prop.vote_into(&[0.0; 7], &mut v),
+            Err(Error::ShapeMismatch { op: "Propagation::vote_into", .. })
+        ));
+        assert!(matches!(
+            prop.vote_into(&[0.0; 8], &mut [0.0; 2]),
+            Err(Error::ShapeMismatch { .. })
+        ));
     }
 
     #[test]

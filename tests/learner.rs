@@ -72,6 +72,11 @@ fn resumed_graph_and_aligned_learners_continue_identically() {
         p.algorithm = alg;
         resumes_identically(p, alg.name());
     }
+    // the graph's vote in predictions survives the checkpoint (the probes below compare them)
+    let mut p = small_params(16);
+    p.algorithm = Algorithm::LabelProp;
+    p.graph_vote = 0.5;
+    resumes_identically(p, "vote");
     let mut p = small_params(13);
     p.distribution_alignment = Some(0.99);
     resumes_identically(p, "aligned");
@@ -118,6 +123,53 @@ fn resumes_identically(p: LearnerParams, tag: &str) {
     other.n_classes = 4;
     let e = edge_ssl::learner::Learner::resume(&other, &state).unwrap_err();
     assert!(matches!(e, Error::StateDims { .. }), "{e:?}");
+}
+
+/// Four blobs whose classes are an XOR (no linear head separates them), ten labels each and
+/// a stream of 200: the bank graph's vote in `predict` gets what the linear head cannot.
+#[test]
+fn the_graph_vote_predicts_what_a_linear_head_cannot() {
+    let blob = |rng: &mut StdRng, b: usize| -> (Vec<f32>, u32) {
+        let (sx, sy) = (if b & 1 == 0 { 2.0 } else { -2.0 }, if b & 2 == 0 { 2.0 } else { -2.0 });
+        let mut x: Vec<f32> = (0..3).map(|_| rng.random::<f32>() * 0.8 - 0.4).collect();
+        x[0] += sx;
+        x[1] += sy;
+        (x, u32::from(sx * sy > 0.0))
+    };
+    let run = |vote: f32| {
+        let mut p = LearnerParams::new(3, 2);
+        p.gate = None;
+        p.bank_capacity = 512;
+        p.propagation.pca_dim = 2;
+        p.propagation.every = 100;
+        p.algorithm = Algorithm::LabelProp;
+        p.graph_vote = vote;
+        let mut l = p.build().unwrap();
+        let mut rng = StdRng::seed_from_u64(3);
+        for b in 0..40 {
+            let (x, y) = blob(&mut rng, b % 4);
+            l.observe_labeled(&x, y).unwrap();
+        }
+        for i in 0..200 {
+            l.observe(&blob(&mut rng, i % 4).0).unwrap();
+        }
+        let right = (0..200)
+            .filter(|&i| {
+                let (x, y) = blob(&mut rng, i % 4);
+                l.predict(&x).unwrap().class == y
+            })
+            .count();
+        right as f64 / 200.0
+    };
+    let (head, voted) = (run(0.0), run(0.5));
+    eprintln!("XOR blobs: linear head {head:.3}, with the graph's vote {voted:.3}");
+    assert!(head <= 0.8, "a linear head cannot separate an XOR: {head}");
+    assert!(voted >= 0.9, "{voted}");
+    let mut p = LearnerParams::new(3, 2);
+    for bad in [-0.1, 1.5, f32::NAN] {
+        p.graph_vote = bad;
+        assert!(matches!(p.build(), Err(Error::InvalidParam { name: "graph_vote", .. })), "{bad}");
+    }
 }
 
 #[test]

@@ -66,6 +66,8 @@ fn steady_state_observe_and_predict_allocate_nothing() {
         p.gate_warmup = 64;
         // the teacher's temperature is refitted inside the measured window too
         p.temperature_scaling = Some(20);
+        // the graph's vote in predict (on the shipped embeddings for CoMatch with a block)
+        p.graph_vote = 0.5;
         let mut l = p.build().unwrap();
         let mut rng = StdRng::seed_from_u64(9);
         let sample = |c: usize, rng: &mut StdRng| -> Vec<f32> {

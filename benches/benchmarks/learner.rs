@@ -11,6 +11,8 @@
 //!   embedding-space view costs. `adapt-labelprop/d5120`: the same stream spread over 320 x
 //!   4 x 4 maps, with the adaptive block ([`edge_ssl::adapt`], the shipped head convolution):
 //!   its block step every 2 samples and the bank's embedding refresh every 500, amortized.
+//! - `learner/predict/labelprop/d1280`: one `Learner::predict` of the default learner, with
+//!   the bank graph's vote; `labelprop-novote` without it (the teacher alone).
 //! - `learner/backbone/int8/size112`: one `Backbone::embed` of the default camera model (int8
 //!   EfficientNet-Lite0, 112x112, batch 1), measured in the same run as the learner step.
 //! - `learner/device/int8/size112`: `Device::observe` of a 112x112 frame: resize (identity),
@@ -141,6 +143,36 @@ fn observe(c: &mut Criterion<ThreadCpuTime>) {
     g.finish();
 }
 
+/// `learner/predict/<variant>/d1280`: one `Learner::predict` of the warmed default learner
+/// (label propagation, gate), with the bank graph's vote (`labelprop`, the default
+/// `graph_vote` 0.5) and without it (`labelprop-novote`, the teacher alone).
+fn predict(c: &mut Criterion<ThreadCpuTime>) {
+    let mut g = c.benchmark_group("learner/predict");
+    g.sample_size(20);
+    g.throughput(Throughput::Elements(1));
+    let mut novote = LearnerParams::new(D, K);
+    novote.graph_vote = 0.0;
+    for (name, p) in [("labelprop", LearnerParams::new(D, K)), ("labelprop-novote", novote)] {
+        let mut state = None;
+        let mut i = 0;
+        g.bench_function(BenchmarkId::new(name, format!("d{D}")), |b| {
+            let (learner, pool) = state.get_or_insert_with(|| {
+                let mut stream = Stream::new(2);
+                let mut learner = p.build().unwrap();
+                warm(&mut learner, &mut stream);
+                assert!(learner.propagation().unwrap().refreshes() > 0, "the graph votes");
+                let pool: Vec<Vec<f32>> = (0..POOL).map(|_| stream.unlabeled()).collect();
+                (learner, pool)
+            });
+            b.iter(|| {
+                i = (i + 1) % POOL;
+                black_box(learner.predict(black_box(&pool[i])).unwrap())
+            })
+        });
+    }
+    g.finish();
+}
+
 fn pseudo_random_bytes(n: usize) -> Vec<u8> {
     let mut rng = StdRng::seed_from_u64(3);
     (0..n).map(|_| rng.random()).collect()
@@ -181,5 +213,5 @@ fn with_backbone(c: &mut Criterion<ThreadCpuTime>) {
 criterion_group! {
     name = benches;
     config = Criterion::default().with_measurement(ThreadCpuTime(WallTime));
-    targets = observe, with_backbone
+    targets = observe, predict, with_backbone
 }

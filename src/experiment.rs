@@ -208,6 +208,8 @@ pub struct LearnerSection {
     pub adapt_average: Option<f32>,
     /// The graph on the shipped block's embeddings ([`AdaptParams::graph_on_shipped`]).
     pub adapt_graph_on_shipped: Option<bool>,
+    /// The graph on the feature maps ([`AdaptParams::graph_on_map`]).
+    pub adapt_graph_on_map: Option<bool>,
     /// The block trains on the surer half of the propagated labels
     /// ([`AdaptParams::surest_half`]).
     pub adapt_surest_half: Option<bool>,
@@ -251,6 +253,9 @@ impl LearnerSection {
         }
         if let Some(v) = self.adapt_graph_on_shipped {
             a.graph_on_shipped = v;
+        }
+        if let Some(v) = self.adapt_graph_on_map {
+            a.graph_on_map = v;
         }
         if let Some(v) = self.adapt_surest_half {
             a.surest_half = v;
@@ -824,6 +829,28 @@ format = "npy"
         assert_eq!(p.sgd.lr, before.sgd.lr, "absent keys keep the defaults");
         assert_eq!(p.propagation.alpha, before.propagation.alpha);
         assert_eq!(parse("").unwrap().learner, LearnerSection::default());
+    }
+
+    #[test]
+    fn every_shipped_spec_parses_and_the_map_graph_spec_keeps_its_block_frozen() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+        let mut n = 0;
+        for f in std::fs::read_dir(&dir).unwrap() {
+            let path = f.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                Spec::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                n += 1;
+            }
+        }
+        assert!(n >= 5, "{n} specs");
+        let spec = Spec::load(dir.join("fmnist-10-mapgraph.toml")).unwrap();
+        let model = spec.base.join(&spec.backbone.model);
+        let mut p = LearnerParams::new(5120, 10);
+        spec.learner.apply(&mut p);
+        p = p.with_adapt(spec.learner.adapt_params(&model, 5120).unwrap().unwrap());
+        let a = p.adapt.as_ref().unwrap();
+        assert!(a.graph_on_map && !a.trains() && a.positions == 16);
+        assert_eq!((p.graph_dim(), p.feature_dim()), (5120, 1280));
     }
 
     #[test]

@@ -371,6 +371,16 @@ impl LearnerParams {
         self.algorithm.uses_graph() || self.extra.iter().any(|a| a.uses_graph())
     }
 
+    /// The dimension of the rows the bank's graph is built on: the input rows (maps) with
+    /// [`AdaptParams::graph_on_map`], else the embeddings ([`LearnerParams::feature_dim`]).
+    pub fn graph_dim(&self) -> usize {
+        if self.adapt.as_ref().is_some_and(|a| a.graph_on_map) {
+            self.dim
+        } else {
+            self.feature_dim()
+        }
+    }
+
     /// Validates every parameter and allocates the learner.
     ///
     /// # Errors
@@ -488,8 +498,11 @@ impl LearnerParams {
         let aug = EmbeddingAugmenter::new(p.strong_view.check()?);
         let bank = BankParams::new(p.bank_capacity, d, k).build()?;
         let warmup_cap = if p.gate.is_some() { p.gate_warmup } else { 0 };
-        let prop =
-            if p.uses_graph() { Some(p.propagation.build(p.bank_capacity, d, k)?) } else { None };
+        let prop = if p.uses_graph() {
+            Some(p.propagation.build(p.bank_capacity, p.graph_dim(), k)?)
+        } else {
+            None
+        };
         let align =
             p.distribution_alignment.map(|m| DistributionAlignment::uniform(k, m)).transpose()?;
         let graph = Graph {
@@ -1290,6 +1303,24 @@ impl Learner {
         let (teacher, s) = (&mut self.teacher, &mut self.s);
         let (scale, k, t) = (self.p.feature_scale, self.p.n_classes, self.temperature);
         let shipped = self.adapt.as_ref().is_some_and(|a| a.block.params().graph_on_shipped);
+        if let Some(a) = self.adapt.as_mut().filter(|a| a.block.params().graph_on_map) {
+            // The graph on the stored maps, the start labels from the bank's embeddings.
+            let (bank, maps, e) = (&self.bank, &a.maps, &mut a.cf);
+            prop.refresh_on(
+                bank,
+                |slot, out| {
+                    maps.get_into(slot, out);
+                    Ok(())
+                },
+                |slot, _, probs| {
+                    bank.entry(slot).expect("slot from bank.iter").embedding_into(e)?;
+                    features_into(e, scale, &mut s.one);
+                    teacher.forward_into(&s.one, &mut s.one_logits)?;
+                    softmax_into(&s.one_logits, k, t, probs)
+                },
+            )?;
+            return Ok(());
+        }
         if !shipped {
             prop.refresh(&self.bank, |x, probs| {
                 features_into(x, scale, &mut s.one);
@@ -1316,7 +1347,9 @@ impl Learner {
     /// weights (allocation-free; nothing without a block, or if done at this sample already).
     fn refresh_embeddings(&mut self) -> Result<()> {
         let seen = self.counters.labeled + self.counters.unlabeled;
-        let Some(a) = self.adapt.as_mut().filter(|a| a.refreshed_at != seen) else {
+        let Some(a) =
+            self.adapt.as_mut().filter(|a| a.refreshed_at != seen && a.block.params().trains())
+        else {
             return Ok(());
         };
         embed_bank(a, &mut self.bank, self.p.dim, Weights::Average)?;
@@ -1408,7 +1441,15 @@ impl Learner {
         self.check_row("Learner::predict", x)?;
         self.with_embeddings(x, |l, fe, cf| {
             let (mut class, mut confidence) = l.teacher_top(cf)?;
-            let (beta, on) = (l.p.graph_vote, if l.vote_on_shipped() { fe } else { cf });
+            let on_map = l.adapt.as_ref().is_some_and(|a| a.block.params().graph_on_map);
+            let on = if on_map {
+                x
+            } else if l.vote_on_shipped() {
+                fe
+            } else {
+                cf
+            };
+            let beta = l.p.graph_vote;
             if let Some(prop) = l.prop.as_mut().filter(|_| beta > 0.0)
                 && prop.vote_into(on, &mut l.s.vote)?
             {
@@ -1442,7 +1483,8 @@ impl Learner {
         for _ in 0..self.p.steps_per_sample {
             self.step(rng)?;
         }
-        if adapt.is_some_and(|(_, every)| seen.is_multiple_of(every)) {
+        let trains = self.adapt.as_ref().is_some_and(|a| a.block.params().trains());
+        if trains && adapt.is_some_and(|(_, every)| seen.is_multiple_of(every)) {
             self.adapt_step(rng)?;
         }
         Ok(())

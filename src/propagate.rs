@@ -156,19 +156,31 @@ impl PropagationParams {
                 reason: format!("capacity {capacity}, dim {dim}, {n_classes} classes"),
             });
         }
-        let (p, kn, k) = (self.pca_dim.min(dim), self.neighbours, n_classes);
-        Ok(Propagation {
+        Ok(self.build_with(capacity, dim, n_classes, dim > GRAM_ABOVE))
+    }
+
+    /// [`PropagationParams::build`], with the PCA on the Gram matrix of the sampled rows
+    /// (`gram`) or on their covariance.
+    fn build_with(&self, capacity: usize, dim: usize, n_classes: usize, gram: bool) -> Propagation {
+        let (kn, k) = (self.neighbours, n_classes);
+        // the Gram path samples at most `ns` rows and finds at most `ns` components
+        let ns = self.pca_rows.min(capacity);
+        let p = if gram { self.pca_dim.min(dim).min(ns) } else { self.pca_dim.min(dim) };
+        let m = if gram { ns } else { dim };
+        Propagation {
             params: *self,
             dim,
             k,
             pdim: p,
+            gram,
+            sample: vec![0.0; if gram { ns * dim } else { 0 }],
             row: vec![0.0; dim],
             mean: vec![0.0; dim],
-            block: vec![0.0; dim * BLOCK],
-            cov: vec![0.0; dim * dim],
-            eig: SubspaceWork::new(dim, p),
+            block: vec![0.0; if gram { 0 } else { dim * BLOCK }],
+            cov: vec![0.0; m * m],
+            eig: SubspaceWork::new(m, p),
             vals: vec![0.0; p],
-            vecs: vec![0.0; p * dim],
+            vecs: vec![0.0; p * m],
             basis: vec![0.0; p * dim],
             z: vec![0.0; capacity * p],
             slot_of: vec![0; capacity],
@@ -188,9 +200,14 @@ impl PropagationParams {
             qw: vec![0.0; kn],
             refreshed_tick: 0,
             refreshes: 0,
-        })
+        }
     }
 }
+
+/// Above this dimension the PCA works on the Gram matrix of the sampled rows
+/// (`pca_rows^2` values) instead of their covariance (`dim^2`): 5120-d feature maps would need
+/// a 200 MiB covariance.
+const GRAM_ABOVE: usize = 2048;
 
 /// Rows per block of the covariance accumulation.
 const BLOCK: usize = 32;
@@ -216,10 +233,15 @@ pub struct Propagation {
     dim: usize,
     k: usize,
     pdim: usize,
+    /// PCA through the Gram matrix of the sampled rows (dimensions above [`GRAM_ABOVE`]).
+    gram: bool,
+    /// `pca_rows x dim`: the sampled, centred rows (Gram path only).
+    sample: Vec<f32>,
     row: Vec<f32>,
     mean: Vec<f64>,
-    /// `dim x BLOCK`, transposed block of centred rows.
+    /// `dim x BLOCK`, transposed block of centred rows (covariance path only).
     block: Vec<f64>,
+    /// The covariance (`dim x dim`) or the Gram matrix (`pca_rows x pca_rows`).
     cov: Vec<f64>,
     eig: SubspaceWork,
     vals: Vec<f64>,
@@ -259,6 +281,20 @@ fn normalize(v: &mut [f32]) {
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// A dot product over 8 independent partial sums (vectorizable; used by the Gram path only,
+/// so that the covariance path keeps its rounding).
+fn dot_wide(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 impl Propagation {
@@ -316,10 +352,10 @@ impl Propagation {
     pub fn refresh_by_slot(
         &mut self,
         bank: &Bank,
-        mut predict: impl FnMut(usize, &[f32], &mut [f32]) -> Result<()>,
+        predict: impl FnMut(usize, &[f32], &mut [f32]) -> Result<()>,
     ) -> Result<Option<RefreshStats>> {
         let bp = bank.params();
-        if bp.dim != self.dim || bp.n_classes != self.k || bp.capacity > self.slot_of.len() {
+        if bp.n_classes != self.k || bp.capacity > self.slot_of.len() {
             return Err(Error::ShapeMismatch {
                 op: "Propagation::refresh",
                 expected: format!(
@@ -331,14 +367,54 @@ impl Propagation {
                 got: format!("{} x {}, {} classes", bp.capacity, bp.dim, bp.n_classes),
             });
         }
+        if bp.dim != self.dim {
+            return Err(Error::ShapeMismatch {
+                op: "Propagation::refresh",
+                expected: format!("embeddings of {}", self.dim),
+                got: format!("{}", bp.dim),
+            });
+        }
+        let row_of = |slot: usize, out: &mut [f32]| match bank.entry(slot) {
+            Some(e) => e.embedding_into(out),
+            None => unreachable!("slot from bank.iter"),
+        };
+        self.refresh_on(bank, row_of, predict)
+    }
+
+    /// [`Propagation::refresh_by_slot`] with the graph built on other rows than the bank's
+    /// embeddings: `row_of(slot, out)` writes the `dim` values of the entry in `slot` (e.g.
+    /// the feature map an adaptive learner keeps for it); `predict(slot, row, probs)` gets
+    /// that row. [`Propagation::vote_into`] then takes rows of the same kind.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] if `bank` has another capacity or class count than this
+    /// propagation was built for; the errors of `row_of` and `predict`.
+    pub fn refresh_on(
+        &mut self,
+        bank: &Bank,
+        mut row_of: impl FnMut(usize, &mut [f32]) -> Result<()>,
+        mut predict: impl FnMut(usize, &[f32], &mut [f32]) -> Result<()>,
+    ) -> Result<Option<RefreshStats>> {
+        let bp = bank.params();
+        if bp.n_classes != self.k || bp.capacity > self.slot_of.len() {
+            return Err(Error::ShapeMismatch {
+                op: "Propagation::refresh_on",
+                expected: format!("bank of <= {} entries, {} classes", self.slot_of.len(), self.k),
+                got: format!("{} entries, {} classes", bp.capacity, bp.n_classes),
+            });
+        }
         let n = bank.len();
         if n < self.params.neighbours + 2 {
             return Ok(None);
         }
-        self.fit_pca(bank)?;
-        self.project(bank)?;
+        if self.gram {
+            self.fit_pca_gram(bank, &mut row_of)?;
+        } else {
+            self.fit_pca(bank, &mut row_of)?;
+        }
+        self.project(bank, &mut row_of)?;
         self.knn(n);
-        self.start_labels(bank, n, &mut predict)?;
+        self.start_labels(bank, n, &mut row_of, &mut predict)?;
         self.propagate(n);
         let stats = self.read_out(bank, n);
         self.n = n;
@@ -349,7 +425,11 @@ impl Propagation {
 
     /// Mean and covariance of the L2-normalized rows (an even stride of at most `pca_rows`
     /// of them), top `pdim` eigenvectors.
-    fn fit_pca(&mut self, bank: &Bank) -> Result<()> {
+    fn fit_pca(
+        &mut self,
+        bank: &Bank,
+        row_of: &mut impl FnMut(usize, &mut [f32]) -> Result<()>,
+    ) -> Result<()> {
         let d = self.dim;
         let stride = bank.len().div_ceil(self.params.pca_rows);
         let n = bank.len().div_ceil(stride);
@@ -357,7 +437,7 @@ impl Propagation {
         for (i, e) in bank.iter().enumerate() {
             self.slot_of[i] = e.slot() as u32;
             if i % stride == 0 {
-                e.embedding_into(&mut self.row)?;
+                row_of(e.slot(), &mut self.row)?;
                 normalize(&mut self.row);
                 self.mean.iter_mut().zip(&self.row).for_each(|(m, &v)| *m += f64::from(v));
             }
@@ -366,7 +446,7 @@ impl Propagation {
         self.cov.fill(0.0);
         let mut b = 0;
         for e in bank.iter().step_by(stride) {
-            e.embedding_into(&mut self.row)?;
+            row_of(e.slot(), &mut self.row)?;
             normalize(&mut self.row);
             for (j, (&v, m)) in self.row.iter().zip(&self.mean).enumerate() {
                 self.block[j * BLOCK + b] = f64::from(v) - m;
@@ -403,6 +483,71 @@ impl Propagation {
         Ok(())
     }
 
+    /// The same PCA through the Gram matrix `G = X X^T / n` of the (at most `pca_rows`)
+    /// sampled, centred rows `X`: its eigenvectors `u` give the covariance's, `X^T u /
+    /// sqrt(n lambda)`, with the same eigenvalues `lambda`. `G` is zero-padded to `pca_rows`
+    /// when the bank holds fewer entries; null directions get a zero basis row.
+    fn fit_pca_gram(
+        &mut self,
+        bank: &Bank,
+        row_of: &mut impl FnMut(usize, &mut [f32]) -> Result<()>,
+    ) -> Result<()> {
+        let (d, p) = (self.dim, self.pdim);
+        let ns = self.sample.len() / d;
+        let stride = bank.len().div_ceil(ns);
+        let mut n = 0;
+        self.mean.fill(0.0);
+        for (i, e) in bank.iter().enumerate() {
+            self.slot_of[i] = e.slot() as u32;
+            if i % stride == 0 {
+                let r = &mut self.sample[n * d..(n + 1) * d];
+                row_of(e.slot(), r)?;
+                normalize(r);
+                self.mean.iter_mut().zip(r.iter()).for_each(|(m, &v)| *m += f64::from(v));
+                n += 1;
+            }
+        }
+        self.mean.iter_mut().for_each(|m| *m /= n as f64);
+        for r in self.sample[..n * d].chunks_exact_mut(d) {
+            r.iter_mut().zip(&self.mean).for_each(|(v, &m)| *v -= m as f32);
+        }
+        self.cov.fill(0.0);
+        for i in 0..n {
+            let ri = &self.sample[i * d..(i + 1) * d];
+            for j in i..n {
+                let g = f64::from(dot_wide(ri, &self.sample[j * d..(j + 1) * d])) / n as f64;
+                self.cov[i * ns + j] = g;
+                self.cov[j * ns + i] = g;
+            }
+        }
+        top_eigen_into(
+            &self.cov,
+            self.params.pca_iters,
+            &mut self.eig,
+            &mut self.vals,
+            &mut self.vecs,
+        );
+        let floor = self.vals[0].max(f64::MIN_POSITIVE) * 1e-6;
+        for r in 0..p {
+            let (lam, out) = (self.vals[r], &mut self.basis[r * d..(r + 1) * d]);
+            out.fill(0.0);
+            if lam <= floor {
+                continue;
+            }
+            // unit direction X^T u / sqrt(n lambda); whitened: divided by sqrt(lambda) again
+            let s = if self.params.whiten {
+                1.0 / ((n as f64).sqrt() * lam)
+            } else {
+                1.0 / (n as f64 * lam).sqrt()
+            };
+            for (i, xi) in self.sample[..n * d].chunks_exact(d).enumerate() {
+                let c = (self.vecs[r * ns + i] * s) as f32;
+                out.iter_mut().zip(xi).for_each(|(o, &x)| *o += c * x);
+            }
+        }
+        Ok(())
+    }
+
     /// Adds the upper triangle of `block^T block` (the first `b` columns) to the covariance.
     fn add_block(&mut self, b: usize) {
         let d = self.dim;
@@ -418,13 +563,18 @@ impl Propagation {
     }
 
     /// Projects every entry (in `slot_of` order) into the (whitened) PCA space, unit rows.
-    fn project(&mut self, bank: &Bank) -> Result<()> {
+    fn project(
+        &mut self,
+        bank: &Bank,
+        row_of: &mut impl FnMut(usize, &mut [f32]) -> Result<()>,
+    ) -> Result<()> {
         let (d, p) = (self.dim, self.pdim);
         for (i, e) in bank.iter().enumerate() {
-            e.embedding_into(&mut self.row)?;
+            row_of(e.slot(), &mut self.row)?;
             normalize(&mut self.row);
             self.row.iter_mut().zip(&self.mean).for_each(|(v, &m)| *v -= m as f32);
             let z = &mut self.z[i * p..(i + 1) * p];
+            let dot = if self.gram { dot_wide } else { dot };
             for (o, b) in z.iter_mut().zip(self.basis.chunks_exact(d)) {
                 *o = dot(b, &self.row);
             }
@@ -483,6 +633,7 @@ impl Propagation {
         &mut self,
         bank: &Bank,
         n: usize,
+        row_of: &mut impl FnMut(usize, &mut [f32]) -> Result<()>,
         predict: &mut impl FnMut(usize, &[f32], &mut [f32]) -> Result<()>,
     ) -> Result<()> {
         let k = self.k;
@@ -495,7 +646,7 @@ impl Propagation {
                     y[e.label() as usize] = 1.0;
                 }
                 LabelKind::Pseudo => {
-                    e.embedding_into(&mut self.row)?;
+                    row_of(e.slot(), &mut self.row)?;
                     predict(e.slot(), &self.row, y)?;
                 }
             }
@@ -634,8 +785,9 @@ impl Propagation {
         self.row.copy_from_slice(x);
         normalize(&mut self.row);
         self.row.iter_mut().zip(&self.mean).for_each(|(v, &m)| *v -= m as f32);
+        let project = if self.gram { dot_wide } else { dot };
         for (o, b) in self.q.iter_mut().zip(self.basis.chunks_exact(d)) {
-            *o = dot(b, &self.row);
+            *o = project(b, &self.row);
         }
         normalize(&mut self.q);
         let kn = self.params.neighbours.min(n);
@@ -922,6 +1074,44 @@ mod tests {
             prop.vote_into(&[0.0; 8], &mut [0.0; 2]),
             Err(Error::ShapeMismatch { .. })
         ));
+    }
+
+    #[test]
+    fn the_gram_path_finds_the_same_graph_as_the_covariance() {
+        let (bank, _) = blobs(150, 9);
+        let teacher = |x: &[f32], p: &mut [f32]| {
+            p.fill(0.2);
+            p[(0..3).max_by(|&a, &b| x[a].total_cmp(&x[b])).unwrap()] = 0.6;
+            Ok(())
+        };
+        let mut cov = small().build_with(512, 8, 3, false);
+        let mut gram = small().build_with(512, 8, 3, true);
+        let a = cov.refresh(&bank, teacher).unwrap().unwrap();
+        let b = gram.refresh(&bank, teacher).unwrap().unwrap();
+        assert_eq!((a.entries, a.pseudo, a.relabelled), (b.entries, b.pseudo, b.relabelled));
+        assert!((a.mean_certainty - b.mean_certainty).abs() < 1e-3, "{a:?} {b:?}");
+        for e in bank.iter() {
+            let (ta, tb) = (cov.target(&bank, e.slot()), gram.target(&bank, e.slot()));
+            assert_eq!(ta.map(|t| t.0), tb.map(|t| t.0));
+            if let (Some((_, wa)), Some((_, wb))) = (ta, tb) {
+                assert!((wa - wb).abs() < 1e-3, "{wa} {wb}");
+            }
+        }
+        let mut rng = StdRng::seed_from_u64(10);
+        let (mut va, mut vb) = ([0f32; 3], [0f32; 3]);
+        for _ in 0..20 {
+            let x: Vec<f32> = (0..8).map(|_| rng.random::<f32>()).collect();
+            cov.vote_into(&x, &mut va).unwrap();
+            gram.vote_into(&x, &mut vb).unwrap();
+            assert!(va.iter().zip(&vb).all(|(a, b)| (a - b).abs() < 1e-3), "{va:?} {vb:?}");
+        }
+        // fewer entries than the Gram matrix holds (zero padding), and null directions
+        let (small_bank, _) = blobs(9, 11);
+        let mut g =
+            PropagationParams { pca_dim: 8, neighbours: 3, ..small() }.build_with(512, 8, 3, true);
+        g.refresh(&small_bank, teacher).unwrap().unwrap();
+        g.vote_into(&[0.5; 8], &mut vb).unwrap();
+        assert!(vb.iter().all(|v| v.is_finite()) && (vb.iter().sum::<f32>() - 1.0).abs() < 1e-4);
     }
 
     #[test]

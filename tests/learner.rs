@@ -63,6 +63,11 @@ fn resumed_adaptive_learner_continues_identically() {
     let mut p = small_params(15).with_adapt(block(0.05));
     p.adapt.as_mut().unwrap().unlabeled_rows = 8;
     resumes_identically(p, "adapt");
+    // a frozen block with the graph (and the vote) on the maps
+    let mut p = small_params(17).with_adapt(block(0.0));
+    p.adapt.as_mut().unwrap().graph_on_map = true;
+    p.algorithm = Algorithm::LabelProp;
+    resumes_identically(p, "adapt-map");
 }
 
 #[test]
@@ -485,6 +490,58 @@ fn an_adaptive_block_learns_what_the_frozen_embedding_lacks() {
     let (frozen, adapted) = (accuracy(0.0), accuracy(0.05));
     assert!(frozen < 0.7, "the frozen embedding holds no class information: {frozen}");
     assert!(adapted > 0.95, "the adapted block found channel 3: {adapted} (frozen {frozen})");
+}
+
+/// The same task with the block kept frozen (`lr` 0): the head sees no class, but the graph
+/// built on the maps (`graph_on_map`) does, and its vote in `predict` recovers the class.
+#[test]
+fn a_graph_on_the_maps_sees_what_the_frozen_embedding_lacks() {
+    let sample = |c: u32, rng: &mut StdRng| -> Vec<f32> {
+        let mut x: Vec<f32> = (0..4).map(|_| 0.5 + rng.random::<f32>() * 0.6 - 0.3).collect();
+        x[3] = if c == 0 { 1.0 } else { 3.0 } + rng.random::<f32>() * 0.2;
+        x
+    };
+    let conv = PointwiseConv {
+        inputs: 4,
+        outputs: 4,
+        weight: vec![1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 0.],
+        bias: vec![0.0, 0.0, 0.0, 3.0],
+    };
+    let accuracy = |on_map: bool| -> f64 {
+        let mut a = AdaptParams::new(conv.clone(), 1);
+        a.lr = 0.0;
+        a.graph_on_map = on_map;
+        let mut p = LearnerParams::new(4, 2).with_adapt(a);
+        p.algorithm = Algorithm::LabelProp;
+        p.gate = None;
+        p.bank_capacity = 256;
+        // the map's largest principal direction is its class channel
+        p.propagation.pca_dim = 1;
+        p.propagation.every = 50;
+        let mut l = p.build().unwrap();
+        let mut rng = StdRng::seed_from_u64(4);
+        for i in 0..20 {
+            l.observe_labeled(&sample(i % 2, &mut rng), i % 2).unwrap();
+        }
+        for i in 0..300 {
+            l.observe(&sample(i % 2, &mut rng)).unwrap();
+        }
+        assert_eq!(l.block().unwrap().weights().0[15], 0.0, "the block stays frozen");
+        let right = (0..200)
+            .filter(|&i| {
+                let c = (i % 2) as u32;
+                l.predict(&sample(c, &mut rng)).unwrap().class == c
+            })
+            .count();
+        right as f64 / 200.0
+    };
+    let (on_embedding, on_map) = (accuracy(false), accuracy(true));
+    assert!(on_embedding < 0.7, "the shipped embedding holds no class: {on_embedding}");
+    assert!(on_map > 0.85, "the maps' graph votes the class: {on_map} ({on_embedding})");
+    let mut a = AdaptParams::new(conv, 1);
+    (a.graph_on_map, a.graph_on_shipped) = (true, true);
+    let e = LearnerParams::new(4, 2).with_adapt(a).build().unwrap_err();
+    assert!(matches!(e, Error::InvalidParam { name: "adapt.graph_on_map", .. }), "{e:?}");
 }
 
 #[test]

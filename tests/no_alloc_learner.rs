@@ -34,6 +34,8 @@ fn steady_state_observe_and_predict_allocate_nothing() {
         (Algorithm::LabelProp, 0, true),
         (Algorithm::FixMatch, 16, true),
         (Algorithm::CoMatch, 0, true),
+        // a frozen block, the graph and its vote on the maps
+        (Algorithm::LabelProp, 16, true),
     ] {
         let mut p = LearnerParams::new(16, 4);
         if adapt {
@@ -50,7 +52,10 @@ fn steady_state_observe_and_predict_allocate_nothing() {
             // CoMatch's graph on the shipped block's embeddings (a second bank pass)
             a.graph_on_shipped = alg == Algorithm::CoMatch;
             // LabelProp's block steps on the surer half of the propagated labels
-            a.surest_half = alg == Algorithm::LabelProp;
+            a.surest_half = alg == Algorithm::LabelProp && hidden == 0;
+            if alg == Algorithm::LabelProp && hidden == 16 {
+                (a.lr, a.graph_on_map) = (0.0, true);
+            }
             p = p.with_adapt(a);
         }
         p.algorithm = alg;

@@ -549,7 +549,9 @@ unsafe fn gemm_avx2_fma(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &
     }
 }
 
-/// `c[i, j] += a[i, :] . b[:, j]` for rows `i0..i1` and columns `j0..j1`.
+/// `c[i, j] += a[i, :] . b[:, j]` for rows `i0..i1` and columns `j0..j1` (the edges of the
+/// x86-64 kernel).
+#[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn edge<const FMA: bool>(

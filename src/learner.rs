@@ -257,8 +257,8 @@ pub struct LearnerParams {
     /// `1 - alpha`). Default 0.9 (Li et al. 2021).
     pub comatch_alpha: f32,
     /// Weight `beta` in `[0, 1]` of the bank graph's vote in [`Learner::predict`], for the
-    /// graph algorithms ([`Algorithm::LabelProp`], [`Algorithm::CoMatch`]; ignored by the
-    /// others): the prediction is `(1 - beta) p_teacher + beta v`, where `v` is
+    /// learners with a graph ([`LearnerParams::uses_graph`]: [`Algorithm::LabelProp`] or
+    /// [`Algorithm::CoMatch`], main or extra; ignored by the others): the prediction is `(1 - beta) p_teacher + beta v`, where `v` is
     /// [`Propagation::vote_into`], the similarity-weighted class distributions of the sample's
     /// `neighbours` nearest bank entries of the last refresh (given entries vote with their
     /// label, pseudo entries with their propagated distribution). The head and the
@@ -1121,7 +1121,7 @@ impl Learner {
         }
         let mut rng = self.rng();
         self.counters.labeled += 1;
-        self.with_embeddings(x, |l, fe, cf| {
+        self.with_embeddings(x, false, |l, fe, cf| {
             let slot = l.bank.insert_given(cf, label, &mut rng)?.slot();
             if let (Some(a), Some(slot)) = (&mut l.adapt, slot) {
                 a.maps.put(slot, x);
@@ -1138,15 +1138,16 @@ impl Learner {
 
     /// Runs `f` with the gate's and the bank's embedding of the input row `x`: `x` itself
     /// for both without an adaptive block; with one, the block's embeddings with its shipped
-    /// and its averaged weights. The shipped one is computed only once the gate is fitted or
-    /// when the graph's vote reads it (else nothing uses it and `f` gets an empty slice).
-    /// Allocation-free.
+    /// and its averaged weights. The shipped one is computed only once the gate is fitted or,
+    /// in `predict` (`predicting`), when the graph's vote reads it (else nothing uses it and
+    /// `f` gets an empty slice). Allocation-free.
     fn with_embeddings<T>(
         &mut self,
         x: &[f32],
+        predicting: bool,
         f: impl FnOnce(&mut Self, &[f32], &[f32]) -> Result<T>,
     ) -> Result<T> {
-        let gate = self.ood.is_some() || self.vote_on_shipped();
+        let gate = self.ood.is_some() || (predicting && self.vote_on_shipped());
         let Some(a) = &mut self.adapt else { return f(self, x, x) };
         let (mut fe, mut cf) = (std::mem::take(&mut a.fe), std::mem::take(&mut a.cf));
         let shipped =
@@ -1164,7 +1165,10 @@ impl Learner {
     fn vote_on_shipped(&self) -> bool {
         self.p.graph_vote > 0.0
             && self.prop.is_some()
-            && self.adapt.as_ref().is_some_and(|a| a.block.params().graph_on_shipped)
+            && self.adapt.as_ref().is_some_and(|a| {
+                let p = a.block.params();
+                p.graph_on_shipped && p.trains()
+            })
     }
 
     /// Saves the state if an [`AutoCheckpoint`] is due (allocates while writing the file).
@@ -1204,7 +1208,7 @@ impl Learner {
         let mut rng = self.rng();
         self.counters.unlabeled += 1;
         let outcome = if self.p.gate.is_none() {
-            self.with_embeddings(x, |l, _, cf| l.admit(Admitted::ungated(cf), x, &mut rng))?
+            self.with_embeddings(x, false, |l, _, cf| l.admit(Admitted::ungated(cf), x, &mut rng))?
         } else if self.ood.is_some() {
             self.gate_and_admit(x, &mut rng)?
         } else if self.warmup_len * self.p.dim < self.warmup.len() {
@@ -1255,7 +1259,7 @@ impl Learner {
 
     /// Gates the input row `x` and admits it if the gate accepts it.
     fn gate_and_admit(&mut self, x: &[f32], rng: &mut StdRng) -> Result<Outcome> {
-        self.with_embeddings(x, |l, fe, cf| {
+        self.with_embeddings(x, false, |l, fe, cf| {
             let ood = l.ood.as_mut().expect("gate fitted");
             let score = ood.score(fe)?;
             if score.is_nan() || score > ood.threshold {
@@ -1302,7 +1306,9 @@ impl Learner {
         let Some(prop) = &mut self.prop else { return Ok(()) };
         let (teacher, s) = (&mut self.teacher, &mut self.s);
         let (scale, k, t) = (self.p.feature_scale, self.p.n_classes, self.temperature);
+        // (a frozen block's averaged embeddings are the shipped ones)
         let shipped = self.adapt.as_ref().is_some_and(|a| a.block.params().graph_on_shipped);
+        let shipped = shipped && self.adapt.as_ref().is_some_and(|a| a.block.params().trains());
         if let Some(a) = self.adapt.as_mut().filter(|a| a.block.params().graph_on_map) {
             // The graph on the stored maps, the start labels from the bank's embeddings.
             let (bank, maps, e) = (&self.bank, &a.maps, &mut a.cf);
@@ -1439,11 +1445,19 @@ impl Learner {
     /// [`Error::ShapeMismatch`] / [`Error::NonFinite`] for a bad embedding.
     pub fn predict(&mut self, x: &[f32]) -> Result<Prediction> {
         self.check_row("Learner::predict", x)?;
-        self.with_embeddings(x, |l, fe, cf| {
+        self.with_embeddings(x, true, |l, fe, cf| {
             let (mut class, mut confidence) = l.teacher_top(cf)?;
             let on_map = l.adapt.as_ref().is_some_and(|a| a.block.params().graph_on_map);
+            let stored = match l.adapt.as_mut().filter(|_| on_map) {
+                // the graph holds the int8-coded maps: the query is coded the same way
+                Some(a) => {
+                    MapStore::stored_form(x, &mut a.x[..x.len()]);
+                    &a.x[..x.len()]
+                }
+                None => x,
+            };
             let on = if on_map {
-                x
+                stored
             } else if l.vote_on_shipped() {
                 fe
             } else {
@@ -1730,9 +1744,7 @@ impl Learner {
             w.f32_blob(SectionId(SectionId::USER.0 + 3), &tw)?;
             w.f32_blob(SectionId(SectionId::USER.0 + 4), memory)?;
             c.extend([tick, refreshes]);
-            if self.p.graph_vote > 0.0 {
-                w.f32_blob(SectionId(SectionId::USER.0 + 14), &prop.vote_state())?;
-            }
+            w.f32_blob(SectionId(SectionId::USER.0 + 14), &prop.vote_state())?;
         }
         if self.p.temperature_scaling.is_some() {
             c.push(u64::from(self.temperature.to_bits()));
@@ -1793,11 +1805,9 @@ impl Learner {
             };
             prop.restore(t, w, &memory, tick, c[Counters::LEN + 2]).map_err(malformed)?;
             let vote = SectionId(SectionId::USER.0 + 14);
-            if l.p.graph_vote > 0.0 && f.section_ids().any(|s| s == vote) {
-                let mut v = vec![0f32; f.f32_len(vote)?];
-                f.f32_blob_into(vote, &mut v)?;
-                prop.restore_vote(&v).map_err(malformed)?;
-            }
+            let mut v = vec![0f32; f.f32_len(vote)?];
+            f.f32_blob_into(vote, &mut v)?;
+            prop.restore_vote(&v).map_err(malformed)?;
         }
         f.f32_blob_into(SectionId::OPTIMIZER, &mut buf)?;
         l.sgd.restore(c[Counters::LEN], &buf)?;

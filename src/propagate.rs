@@ -92,7 +92,9 @@ pub struct PropagationParams {
     pub pca_iters: usize,
     /// At most this many bank entries (an even stride over the bank) estimate the covariance
     /// of the PCA, `>= 2`. Default 1024: the covariance is the refresh's largest cost
-    /// (`rows x dim^2 / 2`), and 1024 rows estimate 128 components well enough for a graph.
+    /// (`rows x dim^2 / 2`; above 2048 dimensions the Gram matrix, `rows^2 x dim / 2` plus
+    /// `pca_dim x rows x dim` for the basis), and 1024 rows estimate 128 components well
+    /// enough for a graph.
     pub pca_rows: usize,
     /// Unlabeled samples between refreshes `>= 1`. Default 500.
     pub every: u64,
@@ -407,6 +409,8 @@ impl Propagation {
         if n < self.params.neighbours + 2 {
             return Ok(None);
         }
+        // no vote from a half-rebuilt graph if this refresh fails
+        self.n = 0;
         if self.gram {
             self.fit_pca_gram(bank, &mut row_of)?;
         } else {
@@ -832,12 +836,13 @@ impl Propagation {
         (&self.target, &self.weight, &self.memory, self.refreshed_tick, self.refreshes)
     }
 
-    /// What [`Propagation::vote_into`] reads, for checkpoints: the PCA mean (as the `f32` the
-    /// projection uses) and basis, then the last graph's projected rows and class
-    /// distributions (empty before the first refresh).
+    /// What [`Propagation::vote_into`] reads, for checkpoints: a header `[n, pdim, dim]`,
+    /// then (if `n > 0`) the PCA mean (as the `f32` the projection uses) and basis, the last
+    /// graph's projected rows and class distributions.
     pub(crate) fn vote_state(&self) -> Vec<f32> {
         let (p, k, n) = (self.pdim, self.k, self.n);
-        let mut v = Vec::with_capacity(self.dim + self.basis.len() + n * (p + k));
+        let mut v = Vec::with_capacity(3 + self.dim + self.basis.len() + n * (p + k));
+        v.extend([n as f32, p as f32, self.dim as f32]);
         if n > 0 {
             v.extend(self.mean.iter().map(|&m| m as f32));
             v.extend_from_slice(&self.basis);
@@ -847,22 +852,30 @@ impl Propagation {
         v
     }
 
-    /// Restores what [`Propagation::vote_state`] returned.
+    /// Restores what [`Propagation::vote_state`] returned, after [`Propagation::restore`]
+    /// (a refreshed propagation must have a graph, a fresh one none).
     pub(crate) fn restore_vote(&mut self, v: &[f32]) -> Result<()> {
-        let (d, p, k) = (self.dim, self.pdim, self.k);
-        let head = d + p * d;
-        let n = v.len().saturating_sub(head) / (p + k);
-        if !(v.is_empty() || (v.len() == head + n * (p + k) && n > 0 && n <= self.slot_of.len()))
-            || v.iter().any(|x| !x.is_finite())
-        {
-            return Err(Error::InvalidParam {
-                name: "graph vote state",
-                reason: format!(
-                    "{} values: not a finite {d}-d graph of <= {} entries",
-                    v.len(),
-                    self.slot_of.len()
-                ),
-            });
+        let (d, p, k, cap) = (self.dim, self.pdim, self.k, self.slot_of.len());
+        let bad = |reason: String| Err(Error::InvalidParam { name: "graph vote state", reason });
+        let Some((&[n, vp, vd], v)) = v.split_first_chunk::<3>() else {
+            return bad(format!("{} values, no header", v.len()));
+        };
+        if (vp, vd) != (p as f32, d as f32) {
+            return bad(format!("a {vd}-d graph in {vp} dimensions, expected {d} in {p}"));
+        }
+        if !(n >= 0.0 && n <= cap as f32 && n.fract() == 0.0) {
+            return bad(format!("{n} entries, capacity {cap}"));
+        }
+        let n = n as usize;
+        if (n > 0) != (self.refreshes > 0) {
+            return bad(format!("{n} entries after {} refreshes", self.refreshes));
+        }
+        let want = if n > 0 { d + p * d + n * (p + k) } else { 0 };
+        if v.len() != want || v.iter().any(|x| !x.is_finite()) {
+            return bad(format!("{} values, expected {want} finite ones", v.len()));
+        }
+        if v[v.len() - n * k..].iter().any(|&x| x < 0.0) {
+            return bad("a negative class probability".into());
         }
         self.n = n;
         if n == 0 {
@@ -1112,6 +1125,39 @@ mod tests {
         g.refresh(&small_bank, teacher).unwrap().unwrap();
         g.vote_into(&[0.5; 8], &mut vb).unwrap();
         assert!(vb.iter().all(|v| v.is_finite()) && (vb.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn the_vote_state_round_trips_and_bad_states_are_refused() {
+        let (bank, _) = blobs(60, 12);
+        let mut a = small().build(512, 8, 3).unwrap();
+        let mut b = small().build(512, 8, 3).unwrap();
+        b.restore_vote(&a.vote_state()).unwrap();
+        a.refresh(&bank, uniform).unwrap();
+        let v = a.vote_state();
+        assert!(b.restore_vote(&v).is_err(), "a graph for a propagation never refreshed");
+        let (target, weight, memory, tick, refreshes) = a.state();
+        let t: Vec<f32> = target.iter().map(|&t| t as f32).collect();
+        let (w, m) = (weight.to_vec(), memory.to_vec());
+        b.restore(&t, &w, &m, tick, refreshes).unwrap();
+        b.restore_vote(&v).unwrap();
+        let (mut va, mut vb) = ([0f32; 3], [0f32; 3]);
+        for x in [[0.3f32; 8], [1.0, 0.0, 0.0, 0.1, 0.0, 0.0, 0.0, 1.0]] {
+            a.vote_into(&x, &mut va).unwrap();
+            b.vote_into(&x, &mut vb).unwrap();
+            assert_eq!(va, vb);
+        }
+        let mut bad = v.clone();
+        bad[1] = 5.0; // another PCA dimension
+        assert!(b.restore_vote(&bad).is_err());
+        assert!(b.restore_vote(&v[..v.len() - 1]).is_err());
+        let mut bad = v.clone();
+        *bad.last_mut().unwrap() = -0.5;
+        assert!(b.restore_vote(&bad).is_err());
+        let mut bad = v;
+        bad[0] = 1e9;
+        assert!(b.restore_vote(&bad).is_err());
+        assert!(b.restore_vote(&[]).is_err());
     }
 
     #[test]

@@ -850,6 +850,7 @@ format = "npy"
         p = p.with_adapt(spec.learner.adapt_params(&model, 5120).unwrap().unwrap());
         let a = p.adapt.as_ref().unwrap();
         assert!(a.graph_on_map && !a.trains() && a.positions == 16);
+        assert_eq!(p.graph_vote, 0.7);
         assert_eq!((p.graph_dim(), p.feature_dim()), (5120, 1280));
     }
 

@@ -285,6 +285,23 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
+/// Inserts neighbour `j` with similarity `s` into the top list `ws` (descending, `nb` its
+/// indices) if it beats the last entry.
+fn insert_top(ws: &mut [f32], nb: &mut [u32], s: f32, j: usize) {
+    let last = ws.len() - 1;
+    if s <= ws[last] {
+        return;
+    }
+    let mut at = last;
+    while at > 0 && ws[at - 1] < s {
+        ws[at] = ws[at - 1];
+        nb[at] = nb[at - 1];
+        at -= 1;
+    }
+    ws[at] = s;
+    nb[at] = j as u32;
+}
+
 /// A dot product over 8 independent partial sums (vectorizable; used by the Gram path only,
 /// so that the covariance path keeps its rounding).
 fn dot_wide(a: &[f32], b: &[f32]) -> f32 {
@@ -602,19 +619,12 @@ impl Propagation {
                 if j == i {
                     continue;
                 }
-                let s = dot(zi, &self.z[j * p..(j + 1) * p]);
-                if s <= ws[kn_eff - 1] {
-                    continue;
-                }
-                // insertion into the sorted (descending) top list
-                let mut at = kn_eff - 1;
-                while at > 0 && ws[at - 1] < s {
-                    ws[at] = ws[at - 1];
-                    nb[at] = nb[at - 1];
-                    at -= 1;
-                }
-                ws[at] = s;
-                nb[at] = j as u32;
+                insert_top(
+                    &mut ws[..kn_eff],
+                    &mut nb[..kn_eff],
+                    dot(zi, &self.z[j * p..(j + 1) * p]),
+                    j,
+                );
             }
             for w in ws.iter_mut() {
                 *w = if w.is_finite() { w.max(0.0).powf(gamma) } else { 0.0 };
@@ -799,18 +809,7 @@ impl Propagation {
         ws.fill(f32::NEG_INFINITY);
         nb.fill(u32::MAX);
         for (j, zj) in self.z[..n * p].chunks_exact(p).enumerate() {
-            let s = dot(&self.q, zj);
-            if s <= ws[kn - 1] {
-                continue;
-            }
-            let mut at = kn - 1;
-            while at > 0 && ws[at - 1] < s {
-                ws[at] = ws[at - 1];
-                nb[at] = nb[at - 1];
-                at -= 1;
-            }
-            ws[at] = s;
-            nb[at] = j as u32;
+            insert_top(ws, nb, dot(&self.q, zj), j);
         }
         out.fill(0.0);
         let mut total = 0.0;

@@ -450,19 +450,26 @@ fn input_space_strong_views_feed_the_learner() {
 /// Class information only in channel 3 of the map, which the shipped block ignores (its row 3
 /// is a constant, mid-way in ReLU6's range): the frozen block's embedding cannot separate the
 /// classes, the adapted one learns to.
-#[test]
-fn an_adaptive_block_learns_what_the_frozen_embedding_lacks() {
-    let sample = |c: u32, rng: &mut StdRng| -> Vec<f32> {
-        let mut x: Vec<f32> = (0..4).map(|_| 0.5 + rng.random::<f32>() * 0.6 - 0.3).collect();
-        x[3] = if c == 0 { 1.0 } else { 3.0 } + rng.random::<f32>() * 0.2;
-        x
-    };
-    let conv = PointwiseConv {
+/// A 1 x 1 "map" of 4 channels whose class (0 or 1) lives only in channel 3.
+fn channel3_sample(c: u32, rng: &mut StdRng) -> Vec<f32> {
+    let mut x: Vec<f32> = (0..4).map(|_| 0.5 + rng.random::<f32>() * 0.6 - 0.3).collect();
+    x[3] = if c == 0 { 1.0 } else { 3.0 } + rng.random::<f32>() * 0.2;
+    x
+}
+
+/// A shipped block that passes channels 0-2 and ignores channel 3 (a constant output).
+fn channel3_conv() -> PointwiseConv {
+    PointwiseConv {
         inputs: 4,
         outputs: 4,
         weight: vec![1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 0.],
         bias: vec![0.0, 0.0, 0.0, 3.0],
-    };
+    }
+}
+
+#[test]
+fn an_adaptive_block_learns_what_the_frozen_embedding_lacks() {
+    let (sample, conv) = (channel3_sample, channel3_conv());
     let accuracy = |lr: f32| -> f64 {
         let mut a = AdaptParams::new(conv.clone(), 1);
         a.lr = lr;
@@ -495,17 +502,7 @@ fn an_adaptive_block_learns_what_the_frozen_embedding_lacks() {
 /// built on the maps (`graph_on_map`) does, and its vote in `predict` recovers the class.
 #[test]
 fn a_graph_on_the_maps_sees_what_the_frozen_embedding_lacks() {
-    let sample = |c: u32, rng: &mut StdRng| -> Vec<f32> {
-        let mut x: Vec<f32> = (0..4).map(|_| 0.5 + rng.random::<f32>() * 0.6 - 0.3).collect();
-        x[3] = if c == 0 { 1.0 } else { 3.0 } + rng.random::<f32>() * 0.2;
-        x
-    };
-    let conv = PointwiseConv {
-        inputs: 4,
-        outputs: 4,
-        weight: vec![1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 1., 0., 0., 0., 0., 0.],
-        bias: vec![0.0, 0.0, 0.0, 3.0],
-    };
+    let (sample, conv) = (channel3_sample, channel3_conv());
     let accuracy = |on_map: bool| -> f64 {
         let mut a = AdaptParams::new(conv.clone(), 1);
         a.lr = 0.0;

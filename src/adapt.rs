@@ -126,6 +126,13 @@ impl AdaptParams {
         self.lr > 0.0
     }
 
+    /// True if the graph is built on embeddings of other weights than the learner's:
+    /// [`AdaptParams::graph_on_shipped`] with a trained block (a frozen block's averaged
+    /// weights are the shipped ones).
+    pub fn graph_on_shipped_weights(&self) -> bool {
+        self.graph_on_shipped && self.trains()
+    }
+
     /// Values per input map, `conv.inputs * positions`.
     pub fn input_dim(&self) -> usize {
         self.conv.inputs * self.positions

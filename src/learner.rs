@@ -258,8 +258,9 @@ pub struct LearnerParams {
     pub comatch_alpha: f32,
     /// Weight `beta` in `[0, 1]` of the bank graph's vote in [`Learner::predict`], for the
     /// learners with a graph ([`LearnerParams::uses_graph`]: [`Algorithm::LabelProp`] or
-    /// [`Algorithm::CoMatch`], main or extra; ignored by the others): the prediction is `(1 - beta) p_teacher + beta v`, where `v` is
-    /// [`Propagation::vote_into`], the similarity-weighted class distributions of the sample's
+    /// [`Algorithm::CoMatch`], main or extra; ignored by the others): the prediction is
+    /// `(1 - beta) p_teacher + beta v`, where `v` is [`Propagation::vote_into`], the
+    /// similarity-weighted class distributions of the sample's
     /// `neighbours` nearest bank entries of the last refresh (given entries vote with their
     /// label, pseudo entries with their propagated distribution). The head and the
     /// non-parametric bank make different errors: their blend beats either. 0: the teacher
@@ -1165,10 +1166,7 @@ impl Learner {
     fn vote_on_shipped(&self) -> bool {
         self.p.graph_vote > 0.0
             && self.prop.is_some()
-            && self.adapt.as_ref().is_some_and(|a| {
-                let p = a.block.params();
-                p.graph_on_shipped && p.trains()
-            })
+            && self.adapt.as_ref().is_some_and(|a| a.block.params().graph_on_shipped_weights())
     }
 
     /// Saves the state if an [`AutoCheckpoint`] is due (allocates while writing the file).
@@ -1306,9 +1304,8 @@ impl Learner {
         let Some(prop) = &mut self.prop else { return Ok(()) };
         let (teacher, s) = (&mut self.teacher, &mut self.s);
         let (scale, k, t) = (self.p.feature_scale, self.p.n_classes, self.temperature);
-        // (a frozen block's averaged embeddings are the shipped ones)
-        let shipped = self.adapt.as_ref().is_some_and(|a| a.block.params().graph_on_shipped);
-        let shipped = shipped && self.adapt.as_ref().is_some_and(|a| a.block.params().trains());
+        let shipped =
+            self.adapt.as_ref().is_some_and(|a| a.block.params().graph_on_shipped_weights());
         if let Some(a) = self.adapt.as_mut().filter(|a| a.block.params().graph_on_map) {
             // The graph on the stored maps, the start labels from the bank's embeddings.
             let (bank, maps, e) = (&self.bank, &a.maps, &mut a.cf);
@@ -1447,30 +1444,24 @@ impl Learner {
         self.check_row("Learner::predict", x)?;
         self.with_embeddings(x, true, |l, fe, cf| {
             let (mut class, mut confidence) = l.teacher_top(cf)?;
-            let on_map = l.adapt.as_ref().is_some_and(|a| a.block.params().graph_on_map);
-            let stored = match l.adapt.as_mut().filter(|_| on_map) {
-                // the graph holds the int8-coded maps: the query is coded the same way
-                Some(a) => {
-                    MapStore::stored_form(x, &mut a.x[..x.len()]);
-                    &a.x[..x.len()]
+            let (beta, shipped) = (l.p.graph_vote, l.vote_on_shipped());
+            if let Some(prop) = l.prop.as_mut().filter(|_| beta > 0.0) {
+                // the row the graph was built on: the int8-coded map (as the bank keeps it),
+                // the shipped block's embedding, or the learner's embedding
+                let on = match l.adapt.as_mut().filter(|a| a.block.params().graph_on_map) {
+                    Some(a) => {
+                        MapStore::stored_form(x, &mut a.x[..x.len()]);
+                        &a.x[..x.len()]
+                    }
+                    None if shipped => fe,
+                    None => cf,
+                };
+                if prop.vote_into(on, &mut l.s.vote)? {
+                    let s = &mut l.s;
+                    let blend = |(p, &v): (&mut f32, &f32)| *p = (1.0 - beta) * *p + beta * v;
+                    s.one_probs.iter_mut().zip(&s.vote).for_each(blend);
+                    (class, confidence) = argmax(&s.one_probs);
                 }
-                None => x,
-            };
-            let on = if on_map {
-                stored
-            } else if l.vote_on_shipped() {
-                fe
-            } else {
-                cf
-            };
-            let beta = l.p.graph_vote;
-            if let Some(prop) = l.prop.as_mut().filter(|_| beta > 0.0)
-                && prop.vote_into(on, &mut l.s.vote)?
-            {
-                let s = &mut l.s;
-                let blend = |(p, &v): (&mut f32, &f32)| *p = (1.0 - beta) * *p + beta * v;
-                s.one_probs.iter_mut().zip(&s.vote).for_each(blend);
-                (class, confidence) = argmax(&s.one_probs);
             }
             let (ood_score, gated) = match &l.ood {
                 Some(o) => {
@@ -1489,16 +1480,18 @@ impl Learner {
             return Ok(());
         }
         let seen = self.counters.labeled + self.counters.unlabeled;
-        let adapt =
-            self.adapt.as_ref().map(|a| (a.block.params().refresh_every, a.block.params().every));
+        let adapt = self
+            .adapt
+            .as_ref()
+            .filter(|a| a.block.params().trains())
+            .map(|a| (a.block.params().refresh_every, a.block.params().every));
         if adapt.is_some_and(|(refresh, _)| seen.is_multiple_of(refresh)) {
             self.refresh_embeddings()?;
         }
         for _ in 0..self.p.steps_per_sample {
             self.step(rng)?;
         }
-        let trains = self.adapt.as_ref().is_some_and(|a| a.block.params().trains());
-        if trains && adapt.is_some_and(|(_, every)| seen.is_multiple_of(every)) {
+        if adapt.is_some_and(|(_, every)| seen.is_multiple_of(every)) {
             self.adapt_step(rng)?;
         }
         Ok(())
@@ -1775,6 +1768,10 @@ impl Learner {
     pub fn resume(params: &LearnerParams, path: impl AsRef<Path>) -> Result<Learner> {
         let mut l = params.build()?;
         let f = StateFile::open(path.as_ref(), &l.dims())?;
+        let malformed = |e: Error| Error::StateMalformed {
+            path: path.as_ref().to_path_buf(),
+            reason: e.to_string(),
+        };
         let mut buf = vec![0f32; l.student.n_params()];
         f.f32_blob_into(SectionId::STUDENT, &mut buf)?;
         l.student.load_params(&buf)?;
@@ -1799,10 +1796,6 @@ impl Learner {
             f.f32_blob_into(SectionId(SectionId::USER.0 + 4), &mut memory)?;
             let (t, w) = tw.split_at(cap);
             let tick = c[Counters::LEN + 1];
-            let malformed = |e: Error| Error::StateMalformed {
-                path: path.as_ref().to_path_buf(),
-                reason: e.to_string(),
-            };
             prop.restore(t, w, &memory, tick, c[Counters::LEN + 2]).map_err(malformed)?;
             let vote = SectionId(SectionId::USER.0 + 14);
             let mut v = vec![0f32; f.f32_len(vote)?];
@@ -1835,10 +1828,7 @@ impl Learner {
         if let Some(da) = &mut l.align {
             let mut running = vec![0f32; l.p.n_classes];
             f.f32_blob_into(SectionId(SectionId::USER.0 + 5), &mut running)?;
-            da.restore(&running).map_err(|e| Error::StateMalformed {
-                path: path.as_ref().to_path_buf(),
-                reason: e.to_string(),
-            })?;
+            da.restore(&running).map_err(malformed)?;
         }
         if let Some(a) = &mut l.adapt {
             let sec = |i: u32| SectionId(SectionId::USER.0 + 6 + i);
@@ -1852,10 +1842,6 @@ impl Learner {
             let mut bytes = vec![0u8; a.maps.raw().0.len()];
             f.bytes_blob_into(sec(7), &mut bytes)?;
             let q: Vec<i8> = bytes.iter().map(|&b| i8::from_le_bytes([b])).collect();
-            let malformed = |e: Error| Error::StateMalformed {
-                path: path.as_ref().to_path_buf(),
-                reason: e.to_string(),
-            };
             a.block.restore([&v[0], &v[1], &v[2], &v[3], &v[4], &v[5]]).map_err(malformed)?;
             a.maps.restore(&q, &v[6]).map_err(malformed)?;
         }

@@ -285,6 +285,53 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
+/// Every entry's slot into `slot_of` (bank order); every `stride`-th entry's L2-normalized
+/// row (`row_of`) added to `mean`, which ends as their mean, and written to `rows`: one after
+/// the other with `keep`, else each over the first `mean.len()` values. Returns their count.
+fn sample_rows(
+    bank: &Bank,
+    stride: usize,
+    row_of: &mut impl FnMut(usize, &mut [f32]) -> Result<()>,
+    slot_of: &mut [u32],
+    mean: &mut [f64],
+    rows: &mut [f32],
+    keep: bool,
+) -> Result<usize> {
+    let d = mean.len();
+    let mut n = 0;
+    mean.fill(0.0);
+    for (i, e) in bank.iter().enumerate() {
+        slot_of[i] = e.slot() as u32;
+        if i % stride == 0 {
+            let r = if keep { &mut rows[n * d..(n + 1) * d] } else { &mut rows[..d] };
+            row_of(e.slot(), r)?;
+            normalize(r);
+            mean.iter_mut().zip(r.iter()).for_each(|(m, &v)| *m += f64::from(v));
+            n += 1;
+        }
+    }
+    mean.iter_mut().for_each(|m| *m /= n as f64);
+    Ok(n)
+}
+
+/// `row` (L2-normalized and centred in place) projected on the `basis` rows into `out`,
+/// L2-normalized: a point of the graph's space. The Gram path's dimensions use [`dot_wide`].
+fn project_row(row: &mut [f32], mean: &[f64], basis: &[f32], gram: bool, out: &mut [f32]) {
+    normalize(row);
+    row.iter_mut().zip(mean).for_each(|(v, &m)| *v -= m as f32);
+    let dot = if gram { dot_wide } else { dot };
+    for (o, b) in out.iter_mut().zip(basis.chunks_exact(row.len())) {
+        *o = dot(b, row);
+    }
+    normalize(out);
+}
+
+/// An edge's weight from its cosine similarity `s` (`-inf` for an empty neighbour slot):
+/// `max(s, 0)^gamma`, 0 for a missing neighbour.
+fn edge_weight(s: f32, gamma: f32) -> f32 {
+    if s.is_finite() { s.max(0.0).powf(gamma) } else { 0.0 }
+}
+
 /// Inserts neighbour `j` with similarity `s` into the top list `ws` (descending, `nb` its
 /// indices) if it beats the last entry.
 fn insert_top(ws: &mut [f32], nb: &mut [u32], s: f32, j: usize) {
@@ -453,17 +500,15 @@ impl Propagation {
     ) -> Result<()> {
         let d = self.dim;
         let stride = bank.len().div_ceil(self.params.pca_rows);
-        let n = bank.len().div_ceil(stride);
-        self.mean.fill(0.0);
-        for (i, e) in bank.iter().enumerate() {
-            self.slot_of[i] = e.slot() as u32;
-            if i % stride == 0 {
-                row_of(e.slot(), &mut self.row)?;
-                normalize(&mut self.row);
-                self.mean.iter_mut().zip(&self.row).for_each(|(m, &v)| *m += f64::from(v));
-            }
-        }
-        self.mean.iter_mut().for_each(|m| *m /= n as f64);
+        let n = sample_rows(
+            bank,
+            stride,
+            row_of,
+            &mut self.slot_of,
+            &mut self.mean,
+            &mut self.row,
+            false,
+        )?;
         self.cov.fill(0.0);
         let mut b = 0;
         for e in bank.iter().step_by(stride) {
@@ -516,19 +561,15 @@ impl Propagation {
         let (d, p) = (self.dim, self.pdim);
         let ns = self.sample.len() / d;
         let stride = bank.len().div_ceil(ns);
-        let mut n = 0;
-        self.mean.fill(0.0);
-        for (i, e) in bank.iter().enumerate() {
-            self.slot_of[i] = e.slot() as u32;
-            if i % stride == 0 {
-                let r = &mut self.sample[n * d..(n + 1) * d];
-                row_of(e.slot(), r)?;
-                normalize(r);
-                self.mean.iter_mut().zip(r.iter()).for_each(|(m, &v)| *m += f64::from(v));
-                n += 1;
-            }
-        }
-        self.mean.iter_mut().for_each(|m| *m /= n as f64);
+        let n = sample_rows(
+            bank,
+            stride,
+            row_of,
+            &mut self.slot_of,
+            &mut self.mean,
+            &mut self.sample,
+            true,
+        )?;
         for r in self.sample[..n * d].chunks_exact_mut(d) {
             r.iter_mut().zip(&self.mean).for_each(|(v, &m)| *v -= m as f32);
         }
@@ -589,17 +630,11 @@ impl Propagation {
         bank: &Bank,
         row_of: &mut impl FnMut(usize, &mut [f32]) -> Result<()>,
     ) -> Result<()> {
-        let (d, p) = (self.dim, self.pdim);
+        let p = self.pdim;
         for (i, e) in bank.iter().enumerate() {
             row_of(e.slot(), &mut self.row)?;
-            normalize(&mut self.row);
-            self.row.iter_mut().zip(&self.mean).for_each(|(v, &m)| *v -= m as f32);
             let z = &mut self.z[i * p..(i + 1) * p];
-            let dot = if self.gram { dot_wide } else { dot };
-            for (o, b) in z.iter_mut().zip(self.basis.chunks_exact(d)) {
-                *o = dot(b, &self.row);
-            }
-            normalize(z);
+            project_row(&mut self.row, &self.mean, &self.basis, self.gram, z);
         }
         Ok(())
     }
@@ -627,7 +662,7 @@ impl Propagation {
                 );
             }
             for w in ws.iter_mut() {
-                *w = if w.is_finite() { w.max(0.0).powf(gamma) } else { 0.0 };
+                *w = edge_weight(*w, gamma);
             }
         }
         self.deg[..n].fill(0.0);
@@ -795,15 +830,9 @@ impl Propagation {
         if self.n == 0 {
             return Ok(false);
         }
-        let (d, p, k, n) = (self.dim, self.pdim, self.k, self.n);
+        let (p, k, n) = (self.pdim, self.k, self.n);
         self.row.copy_from_slice(x);
-        normalize(&mut self.row);
-        self.row.iter_mut().zip(&self.mean).for_each(|(v, &m)| *v -= m as f32);
-        let project = if self.gram { dot_wide } else { dot };
-        for (o, b) in self.q.iter_mut().zip(self.basis.chunks_exact(d)) {
-            *o = project(b, &self.row);
-        }
-        normalize(&mut self.q);
+        project_row(&mut self.row, &self.mean, &self.basis, self.gram, &mut self.q);
         let kn = self.params.neighbours.min(n);
         let (ws, nb) = (&mut self.qw[..kn], &mut self.qn[..kn]);
         ws.fill(f32::NEG_INFINITY);
@@ -814,7 +843,7 @@ impl Propagation {
         out.fill(0.0);
         let mut total = 0.0;
         for (&j, &s) in nb.iter().zip(ws.iter()) {
-            let w = if s.is_finite() { s.max(0.0).powf(self.params.gamma) } else { 0.0 };
+            let w = edge_weight(s, self.params.gamma);
             if j == u32::MAX || w == 0.0 {
                 continue;
             }

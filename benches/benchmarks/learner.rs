@@ -102,6 +102,17 @@ fn warm(learner: &mut Learner, stream: &mut Stream) {
     }
 }
 
+/// A learner built from `p` and warmed ([`warm`]) on the stream of `seed` (as maps for an
+/// adaptive learner), and the next `POOL` unlabeled samples of that stream.
+fn warmed(p: &LearnerParams, seed: u64) -> (Learner, Vec<Vec<f32>>) {
+    let mut stream = Stream::new(seed);
+    stream.map = p.adapt.is_some();
+    let mut learner = p.build().unwrap();
+    warm(&mut learner, &mut stream);
+    let pool = (0..POOL).map(|_| stream.unlabeled()).collect();
+    (learner, pool)
+}
+
 fn observe(c: &mut Criterion<ThreadCpuTime>) {
     let mut g = c.benchmark_group("learner/observe");
     g.sample_size(20);
@@ -126,14 +137,7 @@ fn observe(c: &mut Criterion<ThreadCpuTime>) {
         let mut state = None;
         let mut i = 0;
         g.bench_function(BenchmarkId::new(name, format!("d{}", p.dim)), |b| {
-            let (learner, pool) = state.get_or_insert_with(|| {
-                let mut stream = Stream::new(1);
-                stream.map = p.adapt.is_some();
-                let mut learner = p.build().unwrap();
-                warm(&mut learner, &mut stream);
-                let pool: Vec<Vec<f32>> = (0..POOL).map(|_| stream.unlabeled()).collect();
-                (learner, pool)
-            });
+            let (learner, pool) = state.get_or_insert_with(|| warmed(&p, 1));
             b.iter(|| {
                 i = (i + 1) % POOL;
                 black_box(learner.observe(black_box(&pool[i])).unwrap())
@@ -157,11 +161,8 @@ fn predict(c: &mut Criterion<ThreadCpuTime>) {
         let mut i = 0;
         g.bench_function(BenchmarkId::new(name, format!("d{D}")), |b| {
             let (learner, pool) = state.get_or_insert_with(|| {
-                let mut stream = Stream::new(2);
-                let mut learner = p.build().unwrap();
-                warm(&mut learner, &mut stream);
+                let (learner, pool) = warmed(&p, 2);
                 assert!(learner.propagation().unwrap().refreshes() > 0, "the graph votes");
-                let pool: Vec<Vec<f32>> = (0..POOL).map(|_| stream.unlabeled()).collect();
                 (learner, pool)
             });
             b.iter(|| {

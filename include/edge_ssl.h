@@ -35,7 +35,7 @@ extern "C" {
 #endif
 
 /* Version of the structs and functions below; EdgeSslConfig.abi_version must hold it. */
-#define EDGE_SSL_ABI_VERSION 2
+#define EDGE_SSL_ABI_VERSION 3
 
 /* Status codes. */
 #define EDGE_SSL_OK 0
@@ -60,6 +60,14 @@ extern "C" {
 /* EdgeSslConfig.engine */
 #define EDGE_SSL_ENGINE_TRACT 0u       /* tract, pure Rust, always compiled in (default) */
 #define EDGE_SSL_ENGINE_ONNXRUNTIME 1u /* onnxruntime from libonnxruntime.so (feature onnxruntime) */
+
+/* EdgeSslConfig.rows: what an image model hands the learner */
+#define EDGE_SSL_ROWS_AUTO 0u      /* MAP for a model with the shipped camera model's layout on
+                                      tract, else EMBEDDING (default) */
+#define EDGE_SSL_ROWS_MAP 1u       /* the last feature map (320 x 4 x 4 at 112: dim 5120), pooled
+                                      by the model's frozen head convolution, the bank's graph on
+                                      the maps: the best camera configuration measured */
+#define EDGE_SSL_ROWS_EMBEDDING 2u /* the model's "embedding" output; always for sensor input */
 
 /* EdgeSslOutcome.kind */
 #define EDGE_SSL_OUTCOME_WARMING_UP 0 /* held in the gate's warm-up buffer */
@@ -96,6 +104,9 @@ typedef struct EdgeSslConfig {
     size_t threads;              /* engine threads; default 1 */
     const char *engine_library;  /* libonnxruntime.so; NULL (default): ORT_DYLIB_PATH, then
                                     next to the executable */
+    uint32_t rows;               /* EDGE_SSL_ROWS_*; default AUTO; dim is the rows' size */
+    float graph_vote;            /* weight in [0, 1] of the bank graph's vote in predictions;
+                                    negative (default): 0.5, 0.7 on maps */
 } EdgeSslConfig;
 
 /* What edge_ssl_predict says about one sample. */
@@ -152,7 +163,7 @@ int edge_ssl_learner_resume(const EdgeSslConfig *config, const char *state_path,
 
 /* Creates a learner from a TOML file: keys as the EdgeSslConfig fields, with
  * input = "embedding" | "sensor" | "image", model = "path", engine = "tract" | "onnxruntime",
- * engine_library = "path", and an optional
+ * engine_library = "path", rows = "auto" | "map" | "embedding", graph_vote = 0.7, and an optional
  * [checkpoint] path = "..." every = N; paths are relative to the file's folder. */
 int edge_ssl_learner_from_file(const char *config_path, EdgeSslLearner **out);
 

@@ -121,6 +121,38 @@ impl AdaptParams {
         }
     }
 
+    /// Defaults for `conv` over rows of `dim` values: maps of `dim / conv.inputs` positions.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParam`] (`adapt`) if `dim` is not a positive whole number of the
+    /// convolution's input channels (e.g. a backbone that outputs its pooled embedding instead
+    /// of the map the convolution reads).
+    pub fn for_rows(conv: PointwiseConv, dim: usize) -> Result<Self> {
+        if conv.inputs == 0 || dim == 0 || !dim.is_multiple_of(conv.inputs) {
+            return Err(Error::InvalidParam {
+                name: "adapt",
+                reason: format!(
+                    "rows of {dim} values are not maps of {} channels (the backbone must \
+                     output the map the convolution reads, e.g. {})",
+                    conv.inputs,
+                    crate::models::CAMERA_LAST_BLOCK
+                ),
+            });
+        }
+        let positions = dim / conv.inputs;
+        Ok(Self::new(conv, positions))
+    }
+
+    /// The shipped convolution kept frozen (`lr = 0`) with the bank's graph on the maps
+    /// ([`AdaptParams::graph_on_map`]): the best camera configuration measured
+    /// (EVALUATION.md), used by [`crate::learner::LearnerParams::with_map_graph`].
+    pub fn frozen_map_graph(mut self) -> Self {
+        self.lr = 0.0;
+        self.graph_on_map = true;
+        self.graph_on_shipped = false;
+        self
+    }
+
     /// True if the block is trained (`lr > 0`).
     pub fn trains(&self) -> bool {
         self.lr > 0.0

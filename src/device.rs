@@ -20,16 +20,144 @@
 //! ```
 
 use std::path::Path;
+use std::str::FromStr;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use serde::Deserialize;
 
 use crate::augment::image::{ImageAugParams, ImageAugmenter};
 use crate::augment::sensor::{SensorAugParams, SensorAugmenter};
-use crate::backbone::{Backbone, Input, InputKind};
+use crate::backbone::{Backbone, BackboneSpec, Engine, Input, InputKind, PointwiseConv};
 use crate::data::image::{Geometry, resize_into};
 use crate::error::{Error, Result};
 use crate::learner::{Learner, LearnerParams, Outcome, Prediction};
+use crate::models;
+
+/// What an image backbone hands the learner: its last feature map or its pooled embedding.
+///
+/// Parsed from `"auto"`, `"map"` or `"embedding"` (the command's `--rows`, a C config file's
+/// `rows`); the discriminants are stable (`0`, `1`, `2`) so a C config can carry the choice as
+/// an integer ([`Rows::from_code`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[repr(u32)]
+pub enum Rows {
+    /// [`Rows::Map`] when the model has the shipped camera model's layout and the engine is
+    /// tract ([`models::camera_head_conv`]), else [`Rows::Embedding`]. The default.
+    #[default]
+    Auto = 0,
+    /// The model's last feature map ([`models::CAMERA_LAST_BLOCK`], 320 x 4 x 4 at 112): the
+    /// learner pools it with the model's own head convolution, kept frozen, and builds the
+    /// bank's graph on the maps ([`LearnerParams::with_map_graph`], the best camera
+    /// configuration in EVALUATION.md). Needs tract (onnxruntime runs only to a graph's
+    /// declared outputs).
+    Map = 1,
+    /// The model's pooled `embedding` output (1280 values for the shipped camera model);
+    /// always for sensor windows.
+    Embedding = 2,
+}
+
+impl Rows {
+    /// Every choice.
+    pub const ALL: [Rows; 3] = [Rows::Auto, Rows::Map, Rows::Embedding];
+
+    /// The name `--rows` and config files use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rows::Auto => "auto",
+            Rows::Map => "map",
+            Rows::Embedding => "embedding",
+        }
+    }
+
+    /// The choice with this stable code, for C configs.
+    pub fn from_code(code: u32) -> Option<Rows> {
+        Rows::ALL.into_iter().find(|r| *r as u32 == code)
+    }
+
+    /// How `model` on `engine` feeds the learner with these rows; sensor windows (`images`
+    /// false) are always embeddings.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParam`] (`rows`) for maps of sensor windows, of a model without the
+    /// camera model's head convolution, or on onnxruntime; [`Error::ModelRejected`] if `model`
+    /// is not an ONNX file.
+    pub fn feed(self, images: bool, model: &Path, engine: Engine) -> Result<Feed> {
+        let bad = |reason: String| Error::InvalidParam { name: "rows", reason };
+        match (self, images) {
+            (Rows::Embedding, _) | (Rows::Auto, false) => Ok(Feed(None)),
+            (Rows::Map, false) => {
+                Err(bad("the sensor model has no spatial map: its rows are embeddings".into()))
+            }
+            (Rows::Auto, true) => Ok(Feed(models::camera_head_conv(model, engine)?)),
+            (Rows::Map, true) => match models::camera_head_conv(model, engine)? {
+                Some(conv) => Ok(Feed(Some(conv))),
+                None => Err(bad(format!(
+                    "maps need the tract engine and a model with the shipped camera model's \
+                     head convolution ({:?}); {} on {engine} has none: use embedding rows",
+                    models::CAMERA_HEAD_CONV,
+                    model.display()
+                ))),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Rows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Rows {
+    type Err = Error;
+
+    /// # Errors
+    /// [`Error::InvalidParam`] naming `rows` for anything but `auto`, `map`, `embedding`.
+    fn from_str(s: &str) -> Result<Rows> {
+        let t = s.trim().to_ascii_lowercase();
+        Rows::ALL.into_iter().find(|r| r.name() == t).ok_or_else(|| Error::InvalidParam {
+            name: "rows",
+            reason: format!("unknown rows {t:?}: expected auto, map or embedding"),
+        })
+    }
+}
+
+/// How a backbone feeds the learner ([`Rows::feed`]): the head convolution the learner pools
+/// maps with, or embeddings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Feed(Option<PointwiseConv>);
+
+impl Feed {
+    /// True for map rows.
+    pub fn is_map(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// `spec` with the output this feed needs ([`models::CAMERA_LAST_BLOCK`] for maps).
+    pub fn spec(&self, spec: BackboneSpec) -> BackboneSpec {
+        if self.is_map() { spec.with_output(models::CAMERA_LAST_BLOCK) } else { spec }
+    }
+
+    /// The learner's defaults for rows of `dim` values and `n_classes` classes
+    /// ([`LearnerParams::with_map_graph`] for maps).
+    ///
+    /// # Errors
+    /// As [`LearnerParams::with_map_graph`] (`dim` not a whole number of maps).
+    pub fn params(&self, dim: usize, n_classes: usize) -> Result<LearnerParams> {
+        let p = LearnerParams::new(dim, n_classes);
+        match &self.0 {
+            Some(conv) => p.with_map_graph(conv.clone()),
+            None => Ok(p),
+        }
+    }
+
+    /// `"map"` or `"embedding"`.
+    pub fn name(&self) -> &'static str {
+        if self.is_map() { Rows::Map.name() } else { Rows::Embedding.name() }
+    }
+}
 
 /// One raw sample.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -237,5 +365,57 @@ impl Device {
     pub fn predict(&mut self, frame: Frame<'_>) -> Result<Prediction> {
         self.embed(frame)?;
         self.learner.predict(&self.embedding)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_names_codes_and_feeds() {
+        for r in Rows::ALL {
+            assert_eq!(r.name().parse::<Rows>().unwrap(), r);
+            assert_eq!(Rows::from_code(r as u32), Some(r));
+        }
+        assert_eq!(" MAP ".parse::<Rows>().unwrap(), Rows::Map);
+        assert!(matches!("video".parse::<Rows>(), Err(Error::InvalidParam { name: "rows", .. })));
+        assert_eq!(Rows::from_code(3), None);
+        let (camera, sensor) = (Path::new(models::CAMERA_INT8), Path::new(models::SENSOR_INT8));
+        // the camera model on tract: maps, 320 channels in, 1280 out
+        let feed = Rows::Auto.feed(true, camera, Engine::Tract).unwrap();
+        assert!(feed.is_map());
+        let p = feed.params(5120, 10).unwrap();
+        assert_eq!((p.dim, p.feature_dim(), p.graph_dim()), (5120, 1280, 5120));
+        assert_eq!(p.graph_vote, crate::learner::MAP_GRAPH_VOTE);
+        let spec = feed.spec(BackboneSpec::efficientnet_lite0(112, 1));
+        assert_eq!(spec.embedding_output, models::CAMERA_LAST_BLOCK);
+        // rows that are not whole maps
+        assert!(matches!(
+            feed.params(1280 + 7, 10),
+            Err(Error::InvalidParam { name: "adapt", .. })
+        ));
+        // embeddings: asked for, on onnxruntime, for sensor windows, for another model
+        for (rows, images, model, engine) in [
+            (Rows::Embedding, true, camera, Engine::Tract),
+            (Rows::Auto, true, camera, Engine::OnnxRuntime),
+            (Rows::Auto, false, camera, Engine::Tract),
+            (Rows::Auto, true, sensor, Engine::Tract),
+        ] {
+            let feed = rows.feed(images, model, engine).unwrap();
+            assert!(!feed.is_map(), "{rows} {images} {engine}");
+            assert_eq!(feed.params(1280, 10).unwrap(), LearnerParams::new(1280, 10));
+        }
+        // maps that cannot be had are errors
+        for (images, model, engine) in [
+            (false, camera, Engine::Tract),
+            (true, sensor, Engine::Tract),
+            (true, camera, Engine::OnnxRuntime),
+        ] {
+            let e = Rows::Map.feed(images, model, engine).unwrap_err();
+            assert!(matches!(e, Error::InvalidParam { name: "rows", .. }), "{e}");
+        }
+        let e = Rows::Auto.feed(true, Path::new("/nonexistent.onnx"), Engine::Tract).unwrap_err();
+        assert!(!matches!(e, Error::InvalidParam { .. }), "{e}");
     }
 }

@@ -227,18 +227,7 @@ impl LearnerSection {
     pub fn adapt_params(&self, model: &Path, dim: usize) -> Result<Option<AdaptParams>> {
         let Some(prefix) = &self.adapt else { return Ok(None) };
         let conv = PointwiseConv::read_qdq(model, prefix)?;
-        if conv.inputs == 0 || !dim.is_multiple_of(conv.inputs) {
-            return Err(Error::InvalidParam {
-                name: "adapt",
-                reason: format!(
-                    "rows of {dim} values are not maps of {} channels (set \
-                     backbone.embedding_output to the tensor {prefix:?} reads)",
-                    conv.inputs
-                ),
-            });
-        }
-        let positions = dim / conv.inputs;
-        let mut a = AdaptParams::new(conv, positions);
+        let mut a = AdaptParams::for_rows(conv, dim)?;
         if let Some(v) = self.adapt_lr {
             a.lr = v;
         }

@@ -39,14 +39,14 @@ use serde::Deserialize;
 
 use crate::backbone::{Backbone, BackboneSpec, Engine as BackboneEngine, InputKind};
 use crate::data::image::Geometry;
-use crate::device::{Device, Frame};
+use crate::device::{Device, Feed, Frame, Rows};
 use crate::error::Error;
 use crate::gate::{GateParams, Projection};
 use crate::learner::{Algorithm, AutoCheckpoint, Learner, LearnerParams, Outcome, Prediction};
 
 /// Version of the structs and functions of `include/edge_ssl.h`; [`EdgeSslConfig::abi_version`]
 /// must hold it.
-pub const EDGE_SSL_ABI_VERSION: u32 = 2;
+pub const EDGE_SSL_ABI_VERSION: u32 = 3;
 
 /// Success.
 pub const EDGE_SSL_OK: c_int = 0;
@@ -87,6 +87,17 @@ pub const EDGE_SSL_ENGINE_TRACT: u32 = 0;
 /// [`EdgeSslConfig::engine`]: onnxruntime, loaded at run time from `libonnxruntime.so` (needs a
 /// library built with the cargo feature `onnxruntime`).
 pub const EDGE_SSL_ENGINE_ONNXRUNTIME: u32 = 1;
+
+/// [`EdgeSslConfig::rows`]: for image input, the last feature map when the model has the
+/// shipped camera model's layout and the engine is tract, else the embedding
+/// ([`Rows::Auto`]). The default.
+pub const EDGE_SSL_ROWS_AUTO: u32 = 0;
+/// [`EdgeSslConfig::rows`]: the image model's last feature map, pooled by its own frozen head
+/// convolution, with the bank's graph on the maps ([`Rows::Map`]; the best camera
+/// configuration measured, EVALUATION.md).
+pub const EDGE_SSL_ROWS_MAP: u32 = 1;
+/// [`EdgeSslConfig::rows`]: the model's `embedding` output ([`Rows::Embedding`]).
+pub const EDGE_SSL_ROWS_EMBEDDING: u32 = 2;
 
 /// [`EdgeSslOutcome::kind`]: held in the gate's warm-up buffer.
 pub const EDGE_SSL_OUTCOME_WARMING_UP: i32 = 0;
@@ -152,6 +163,15 @@ pub struct EdgeSslConfig {
     /// The onnxruntime shared library; NULL (default): `ORT_DYLIB_PATH`, then next to the
     /// executable (see the README's Engines section).
     pub engine_library: *const c_char,
+    /// `EDGE_SSL_ROWS_*`: what an image model hands the learner. Default
+    /// [`EDGE_SSL_ROWS_AUTO`] (the shipped camera model's last feature map); sensor and
+    /// embedding input take embeddings (`EDGE_SSL_ROWS_MAP` is an error there). `dim` is the
+    /// rows' size: 5120 for the camera model's 320 x 4 x 4 maps at 112.
+    pub rows: u32,
+    /// Weight in `[0, 1]` of the bank graph's vote in predictions
+    /// (`LearnerParams::graph_vote`); negative (default): the library's default for the rows
+    /// (0.5, and 0.7 on maps).
+    pub graph_vote: f32,
 }
 
 /// What [`edge_ssl_predict`] says about one sample.
@@ -543,6 +563,8 @@ struct Config {
     engine: BackboneEngine,
     threads: usize,
     engine_library: Option<PathBuf>,
+    rows: Rows,
+    graph_vote: Option<f32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -576,6 +598,8 @@ impl Default for Config {
             engine: BackboneEngine::default(),
             threads: 1,
             engine_library: None,
+            rows: Rows::default(),
+            graph_vote: None,
         }
     }
 }
@@ -617,6 +641,16 @@ impl Config {
                 ),
             )
         })?;
+        let rows = Rows::from_code(c.rows).ok_or_else(|| {
+            Fail::invalid(
+                op,
+                format!(
+                    "rows {} unknown (EDGE_SSL_ROWS_AUTO {EDGE_SSL_ROWS_AUTO}, EDGE_SSL_ROWS_MAP \
+                     {EDGE_SSL_ROWS_MAP}, EDGE_SSL_ROWS_EMBEDDING {EDGE_SSL_ROWS_EMBEDDING})",
+                    c.rows
+                ),
+            )
+        })?;
         Ok(Config {
             input: (*input).into(),
             model: model.map(PathBuf::from),
@@ -636,6 +670,9 @@ impl Config {
             engine,
             threads: c.threads,
             engine_library: library.map(PathBuf::from),
+            rows,
+            // NaN is passed on to the learner's check (an error), negative means the default.
+            graph_vote: if c.graph_vote < 0.0 { None } else { Some(c.graph_vote) },
         })
     }
 
@@ -653,9 +690,9 @@ impl Config {
         Ok(c)
     }
 
-    /// The learner parameters for `dim`-dimensional embeddings.
-    fn params(&self, dim: usize) -> Result<LearnerParams, Fail> {
-        let mut p = LearnerParams::new(dim, self.n_classes);
+    /// The learner parameters for rows of `dim` values fed as `feed` says.
+    fn params(&self, feed: &Feed, dim: usize) -> Result<LearnerParams, Fail> {
+        let mut p = feed.params(dim, self.n_classes)?;
         let (main, extra) = Algorithm::parse_combination(&self.algorithm)?;
         p.algorithm = main;
         p.extra = extra;
@@ -666,9 +703,12 @@ impl Config {
         p.gate_warmup = self.gate_warmup;
         // The default PCA-16 gate, in fewer dimensions for small embeddings.
         p.gate = self.gate.then(|| GateParams {
-            projection: Projection::Pca(16.min(dim.max(1))),
+            projection: Projection::Pca(16.min(p.feature_dim().max(1))),
             ..GateParams::default()
         });
+        if let Some(v) = self.graph_vote {
+            p.graph_vote = v;
+        }
         p.checkpoint = self
             .checkpoint
             .as_ref()
@@ -693,13 +733,18 @@ impl Config {
                 if self.dim == 0 {
                     return Err(Fail::invalid(op, "dim must be > 0 for embedding input"));
                 }
-                Engine::Embedding(Box::new(make(&self.params(self.dim)?)?))
+                let feed = self
+                    .rows
+                    .feed(false, Path::new(""), self.engine)
+                    .map_err(|_| Fail::invalid(op, "map rows need image input (and its model)"))?;
+                Engine::Embedding(Box::new(make(&self.params(&feed, self.dim)?)?))
             }
             kind @ ("sensor" | "image") => {
                 let model = self
                     .model
                     .as_ref()
                     .ok_or_else(|| Fail::invalid(op, format!("{kind} input needs a model path")))?;
+                let feed = self.rows.feed(kind == "image", model, self.engine)?;
                 let spec = if kind == "sensor" {
                     let mut s = BackboneSpec::minirocket_imu(1);
                     s.input = InputKind::Sensor {
@@ -710,13 +755,13 @@ impl Config {
                 } else {
                     BackboneSpec::efficientnet_lite0(self.image_size, 1)
                 };
-                let mut spec = spec.with_engine(self.engine).with_threads(self.threads);
+                let mut spec = feed.spec(spec).with_engine(self.engine).with_threads(self.threads);
                 if let Some(l) = &self.engine_library {
                     spec = spec.with_library(l);
                 }
                 let backbone = Backbone::load(model, spec)?;
                 let dim = if self.dim == 0 { backbone.embedding_dim() } else { self.dim };
-                let p = self.params(dim)?;
+                let p = self.params(&feed, dim)?;
                 let dev = match state {
                     Some(s) => Device::resume(backbone, &p, s)?,
                     None => Device::new(backbone, &p)?,
@@ -843,6 +888,8 @@ pub unsafe extern "C" fn edge_ssl_config_default(
             engine: d.engine as u32,
             threads: d.threads,
             engine_library: std::ptr::null(),
+            rows: d.rows as u32,
+            graph_vote: -1.0,
         };
         // SAFETY: non-null and writable by contract.
         unsafe { out.write(c) };

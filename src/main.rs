@@ -9,11 +9,12 @@ mod cli;
 use clap::{Parser, Subcommand, ValueEnum};
 use cli::json_num;
 use edge_ssl::data::{ImageSet, SensorSet, folder, idx, npy};
+use edge_ssl::device::{Feed, Rows};
 use edge_ssl::embed::{EmbeddingCache, embed_images, embed_windows};
 use edge_ssl::eval::{accuracy, sample_per_class};
 use edge_ssl::gate::eval::{auroc, fpr_at_tpr};
 use edge_ssl::head::ncm::{Metric, NcmParams};
-use edge_ssl::learner::{Algorithm, LearnerParams};
+use edge_ssl::learner::Algorithm;
 use edge_ssl::report::{self, Series};
 use edge_ssl::scenario::{CurvePoint, RunResult, Stream, StreamItem, run_stream};
 use edge_ssl::{Backbone, BackboneSpec, models};
@@ -142,6 +143,10 @@ struct RunArgs {
     /// Backbone engine, threads and onnxruntime library.
     #[command(flatten)]
     engine: cli::EngineArgs,
+    /// What the camera backbone hands the learner (images only: the sensor model has no
+    /// spatial map, its rows are always embeddings).
+    #[arg(long, default_value = "auto", value_name = "auto|map|embedding")]
+    rows: Rows,
     /// Steps over which the unlabeled loss weight ramps up (0: none).
     #[arg(long, default_value_t = 2000)]
     rampup: u64,
@@ -269,7 +274,7 @@ fn cached_images(
     Ok(out)
 }
 
-fn prepare_camera(args: &RunArgs, rng: &mut StdRng) -> edge_ssl::Result<Prepared> {
+fn prepare_camera(args: &RunArgs, feed: &Feed, rng: &mut StdRng) -> edge_ssl::Result<Prepared> {
     let fm = args.data.join("fashion-mnist");
     let pool = idx::read_images(
         fm.join("train-images-idx3-ubyte.gz"),
@@ -282,7 +287,7 @@ fn prepare_camera(args: &RunArgs, rng: &mut StdRng) -> edge_ssl::Result<Prepared
     let mnist = idx::read_images(args.data.join("mnist/ood-images-idx3-ubyte.gz"), None::<&Path>)?;
     let t = Instant::now();
     let spec = args.engine.apply(BackboneSpec::efficientnet_lite0(args.size, 1));
-    let mut bb = Backbone::load(&args.camera_model, spec)?;
+    let mut bb = Backbone::load(&args.camera_model, feed.spec(spec))?;
     let feats = cached_images(args, &mut bb, &pool, "embed pool")?;
     let test_feats = cached_images(args, &mut bb, &test, "embed test")?;
     let ood = cached_images(args, &mut bb, &mnist, "embed MNIST (OOD)")?;
@@ -311,11 +316,12 @@ fn prepare_camera(args: &RunArgs, rng: &mut StdRng) -> edge_ssl::Result<Prepared
         raw_labeled: raw_pixels(&pool, &labeled),
         raw_test: raw_pixels(&test, &all_test),
         name: format!(
-            "camera: Fashion-MNIST, {} labels/class, stream {} ({} MNIST digits as strange input), test {}",
+            "camera: Fashion-MNIST, {} labels/class, stream {} ({} MNIST digits as strange input), test {}, {} rows",
             args.labels,
             stream.len(),
             n_ood,
-            test.len()
+            test.len(),
+            feed.name()
         ),
         dim: bb.embedding_dim(),
         n_classes,
@@ -442,16 +448,23 @@ fn run(args: &RunArgs) -> edge_ssl::Result<()> {
             engine: &args.engine,
             seed: args.seed,
             rampup: args.rampup,
+            rows: args.rows,
             report: &args.report,
             json: args.json.as_deref(),
         };
         return cli::user::run_user(&args.user, &common);
     }
     let mut rng = StdRng::seed_from_u64(args.seed);
+    let camera = args.scenario == Scenario::Camera;
+    let engine = args.engine.apply(BackboneSpec::efficientnet_lite0(args.size, 1)).engine;
+    let feed = args.rows.feed(camera, &args.camera_model, engine)?;
     let p = match args.scenario {
-        Scenario::Camera => prepare_camera(args, &mut rng)?,
+        Scenario::Camera => prepare_camera(args, &feed, &mut rng)?,
         Scenario::Sensor => prepare_sensor(args, &mut rng)?,
     };
+    let mut base = feed.params(p.dim, p.n_classes)?;
+    base.seed = args.seed;
+    base.unlabeled_rampup = args.rampup;
     let d = p.dim;
     let row = |i: usize| &p.feats[i * d..(i + 1) * d];
     let stream = Stream {
@@ -469,11 +482,32 @@ fn run(args: &RunArgs) -> edge_ssl::Result<()> {
         test_y: &p.test_y,
         ood_test: &p.ood[p.ood_test_rows.start * d..p.ood_test_rows.end * d],
     };
-    // Training-free reference: nearest class mean on the labels.
-    let train_x = gather(&p.feats, d, &p.labeled);
+    // Training-free reference: nearest class mean on the labels' embeddings (pooled from the
+    // maps by the shipped head convolution for map rows).
     let train_y: Vec<u32> = p.labeled.iter().map(|&i| p.y[i]).collect();
-    let ncm =
-        ncm_accuracy(Metric::Cosine, d, p.n_classes, (&train_x, &train_y), (&p.test, &p.test_y))?;
+    let (train_e, test_e) = {
+        let train_x = gather(&p.feats, d, &p.labeled);
+        match &base.adapt {
+            Some(a) => {
+                let mut block = a.build(256)?;
+                let e = a.output_dim();
+                let mut pool = |x: &[f32]| -> edge_ssl::Result<Vec<f32>> {
+                    let mut out = vec![0f32; x.len() / d * e];
+                    block.forward_into(x, &mut out, edge_ssl::adapt::Weights::Shipped)?;
+                    Ok(out)
+                };
+                (pool(&train_x)?, pool(&p.test)?)
+            }
+            None => (train_x, p.test.clone()),
+        }
+    };
+    let ncm = ncm_accuracy(
+        Metric::Cosine,
+        base.feature_dim(),
+        p.n_classes,
+        (&train_e, &train_y),
+        (&test_e, &p.test_y),
+    )?;
     let ncm_raw = ncm_accuracy(
         Metric::Cosine,
         p.raw_dim,
@@ -482,9 +516,6 @@ fn run(args: &RunArgs) -> edge_ssl::Result<()> {
         (&p.raw_test, &p.test_y),
     )?;
 
-    let mut base = LearnerParams::new(d, p.n_classes);
-    base.seed = args.seed;
-    base.unlabeled_rampup = args.rampup;
     let plans: Vec<(String, Algorithm, bool, bool)> = vec![
         ("labels only".into(), Algorithm::Supervised, true, false),
         (format!("{}+gate", args.algorithm), algorithm, true, false),

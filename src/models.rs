@@ -25,3 +25,27 @@ pub const SENSOR_INT8: &str =
 
 /// The same extractor in f32.
 pub const SENSOR_F32: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/minirocket-imu-f32.onnx");
+
+/// The head convolution ([`CAMERA_HEAD_CONV`]) of an image model with the shipped camera
+/// model's layout, when the model can hand the learner its last feature map
+/// ([`CAMERA_LAST_BLOCK`]) on `engine`: what
+/// [`LearnerParams::with_map_graph`](crate::learner::LearnerParams::with_map_graph) needs.
+/// `Ok(None)` for a model without that convolution (another architecture) and for
+/// onnxruntime, which runs only to a graph's declared outputs: such models hand the learner
+/// their embedding.
+///
+/// # Errors
+/// [`Error::ModelRejected`](crate::Error::ModelRejected) if the file is not an ONNX model.
+pub fn camera_head_conv(
+    model: impl AsRef<std::path::Path>,
+    engine: crate::backbone::Engine,
+) -> crate::Result<Option<crate::backbone::PointwiseConv>> {
+    if engine != crate::backbone::Engine::Tract {
+        return Ok(None);
+    }
+    match crate::backbone::PointwiseConv::read_qdq(model, CAMERA_HEAD_CONV) {
+        Ok(conv) => Ok(Some(conv)),
+        Err(crate::Error::ModelContract { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}

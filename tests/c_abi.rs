@@ -203,7 +203,7 @@ fn rust_layouts() -> BTreeMap<String, (usize, usize)> {
     fields!(EdgeSslConfig: abi_version, input, model_path, image_size, sensor_steps,
         sensor_channels, dim, n_classes, algorithm, hidden, bank_capacity, gate, gate_warmup,
         steps_per_sample, seed, checkpoint_path, checkpoint_every, engine, threads,
-        engine_library);
+        engine_library, rows, graph_vote);
     fields!(EdgeSslPrediction: label, confidence, ood_score, has_ood_score, gated);
     fields!(EdgeSslOutcome: kind, label);
     fields!(EdgeSslInfo: input, gate_fitted, dim, n_classes, sample_len, labeled, unlabeled,

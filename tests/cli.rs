@@ -69,6 +69,21 @@ fn run_without_labels_is_a_clear_error() {
 }
 
 #[test]
+fn maps_of_the_sensor_model_or_on_onnxruntime_are_clear_errors() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_edge-ssl")).args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run(&["run", "--scenario", "sensor", "--rows", "map"]);
+    assert!(err.contains("no spatial map"), "{err}");
+    let err = run(&["run", "--rows", "map", "--engine", "onnxruntime"]);
+    assert!(err.contains("maps need the tract engine"), "{err}");
+    let err = run(&["run", "--rows", "video"]);
+    assert!(err.contains("expected auto, map or embedding"), "{err}");
+}
+
+#[test]
 fn embed_writes_an_npy_of_the_right_shape() {
     let x = concat!(env!("CARGO_MANIFEST_DIR"), "/models/golden/minirocket_input.npy");
     let out_path = tmp("emb.npy");

@@ -314,6 +314,13 @@ impl BackboneSpec {
         self
     }
 
+    /// Take the tensor named `name` as the embedding ([`BackboneSpec::embedding_output`]),
+    /// e.g. [`crate::models::CAMERA_LAST_BLOCK`] for the camera model's last feature map.
+    pub fn with_output(mut self, name: impl Into<String>) -> Self {
+        self.embedding_output = name.into();
+        self
+    }
+
     /// Run on `engine`.
     pub fn with_engine(mut self, engine: Engine) -> Self {
         self.engine = engine;

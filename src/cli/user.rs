@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use edge_ssl::data::image::Geometry;
 use edge_ssl::data::{folder, idx, npy};
 use edge_ssl::device::{Device, Frame};
-use edge_ssl::learner::{AutoCheckpoint, Learner, LearnerParams, Outcome};
+use edge_ssl::learner::{AutoCheckpoint, Learner, Outcome};
 use edge_ssl::report::{self, Series};
 use edge_ssl::stream::{
     CsvWindows, FolderWatch, ImageSetSource, Sample, SampleShape, SensorSetSource, Source,
@@ -108,6 +108,8 @@ pub struct Common<'a> {
     pub seed: u64,
     /// Unlabeled loss ramp-up.
     pub rampup: u64,
+    /// What the camera backbone hands the learner.
+    pub rows: edge_ssl::device::Rows,
     /// Report folder.
     pub report: &'a Path,
     /// Write the summary as JSON here.
@@ -218,22 +220,24 @@ pub fn run_user(u: &UserArgs, c: &Common<'_>) -> Result<()> {
 
     // Backbone for the source's samples.
     let shape = source.shape();
-    let backbone = match shape {
-        SampleShape::Image(_) => Backbone::load(
-            c.camera_model,
-            c.engine.apply(BackboneSpec::efficientnet_lite0(c.size, 1)),
-        )?,
+    let (backbone, feed) = match shape {
+        SampleShape::Image(_) => {
+            let spec = c.engine.apply(BackboneSpec::efficientnet_lite0(c.size, 1));
+            let feed = c.rows.feed(true, c.camera_model, spec.engine)?;
+            (Backbone::load(c.camera_model, feed.spec(spec))?, feed)
+        }
         SampleShape::Window { steps, channels } => {
+            let feed = c.rows.feed(false, c.sensor_model, Default::default())?;
             let mut spec = BackboneSpec::minirocket_imu(1);
             spec.input = InputKind::Sensor { steps, channels };
-            Backbone::load(c.sensor_model, c.engine.apply(spec))?
+            (Backbone::load(c.sensor_model, c.engine.apply(spec))?, feed)
         }
     };
     let d = backbone.embedding_dim();
     let mut emb = vec![0f32; d];
 
     // Learner: resumed from --state when it exists.
-    let mut params = LearnerParams::new(d, n_classes);
+    let mut params = feed.params(d, n_classes)?;
     params.algorithm = c.algorithm;
     params.extra = c.extra.clone();
     params.seed = c.seed;

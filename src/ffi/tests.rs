@@ -249,8 +249,11 @@ fn nan_and_bad_labels_leave_the_learner_unchanged() {
 #[test]
 fn invalid_configs_are_errors_not_panics() {
     type Edit = fn(&mut EdgeSslConfig);
-    let cases: [(&str, Edit); 10] = [
+    let cases: [(&str, Edit); 13] = [
         ("engine 7 unknown", |c| c.engine = 7),
+        ("rows 7 unknown", |c| c.rows = 7),
+        ("map rows need image input", |c| c.rows = EDGE_SSL_ROWS_MAP),
+        ("graph_vote", |c| c.graph_vote = 1.5),
         ("n_classes", |c| c.n_classes = 1),
         ("n_classes", |c| c.n_classes = 0),
         ("abi_version", |c| c.abi_version = 99),
@@ -302,6 +305,44 @@ fn invalid_configs_are_errors_not_panics() {
 }
 
 #[test]
+fn image_input_takes_the_camera_models_maps_unless_told_otherwise() {
+    let camera = concat!(env!("CARGO_MANIFEST_DIR"), "/models/efficientnet-lite0-int8.onnx\0");
+    let sensor = concat!(env!("CARGO_MANIFEST_DIR"), "/models/minirocket-imu-int8.onnx\0");
+    for (code, rows) in [
+        (EDGE_SSL_ROWS_AUTO, Rows::Auto),
+        (EDGE_SSL_ROWS_MAP, Rows::Map),
+        (EDGE_SSL_ROWS_EMBEDDING, Rows::Embedding),
+    ] {
+        assert_eq!(Rows::from_code(code), Some(rows));
+    }
+    let mut c = config(0, 3);
+    c.input = EDGE_SSL_INPUT_IMAGE;
+    c.model_path = camera.as_ptr().cast();
+    // the default (auto): the 320 x 4 x 4 map, pooled by the frozen head convolution
+    let h = H::new(&c).unwrap();
+    assert_eq!(h.info().dim, 5120);
+    let px = [128u8; 20 * 30 * 3];
+    let shape = [20usize, 30, 3];
+    let mut p =
+        EdgeSslPrediction { label: 9, confidence: 0.0, ood_score: 0.0, has_ood_score: 0, gated: 0 };
+    let st =
+        unsafe { edge_ssl_predict_image(h.0, px.as_ptr(), px.len(), shape.as_ptr(), 3, &mut p) };
+    assert_eq!(st, EDGE_SSL_OK, "{}", last_error());
+    assert!(p.label < 3 && (0.0..=1.0).contains(&p.confidence), "{p:?}");
+    c.rows = EDGE_SSL_ROWS_EMBEDDING;
+    assert_eq!(H::new(&c).unwrap().info().dim, 1280);
+    // a model without the camera's head convolution: auto takes its embedding, map is an error
+    c.input = EDGE_SSL_INPUT_SENSOR;
+    c.model_path = sensor.as_ptr().cast();
+    c.rows = EDGE_SSL_ROWS_AUTO;
+    assert!(H::new(&c).is_ok());
+    c.rows = EDGE_SSL_ROWS_MAP;
+    let (code, msg) = H::new(&c).err().unwrap();
+    assert_eq!(code, EDGE_SSL_ERR_INVALID_ARG);
+    assert!(msg.contains("no spatial map"), "{msg}");
+}
+
+#[test]
 fn toml_configs() {
     let dir = std::env::temp_dir().join(format!("edge-ssl-ffi-toml-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -332,6 +373,10 @@ fn toml_configs() {
     let r = H(r);
     assert_eq!(r.info().labeled, 5);
 
+    assert!(open("dim = 4\nn_classes = 3\nrows = \"embedding\"\ngraph_vote = 0.7\n").is_ok());
+    let (code, msg) = open("dim = 4\nn_classes = 3\nrows = \"map\"\n").err().unwrap();
+    assert_eq!(code, EDGE_SSL_ERR_INVALID_ARG);
+    assert!(msg.contains("map rows need image input"), "{msg}");
     let (code, msg) = open("dim = 4\nn_classes = 3\nlearning_rate = 1\n").err().unwrap();
     assert_eq!(code, EDGE_SSL_ERR_DATA);
     assert!(msg.contains("unknown field `learning_rate`"), "{msg}");

@@ -34,6 +34,7 @@ int main(void) {
     LAYOUT(EdgeSslConfig, seed); LAYOUT(EdgeSslConfig, checkpoint_path);
     LAYOUT(EdgeSslConfig, checkpoint_every); LAYOUT(EdgeSslConfig, engine);
     LAYOUT(EdgeSslConfig, threads); LAYOUT(EdgeSslConfig, engine_library);
+    LAYOUT(EdgeSslConfig, rows); LAYOUT(EdgeSslConfig, graph_vote);
     LAYOUT(EdgeSslPrediction, label); LAYOUT(EdgeSslPrediction, confidence);
     LAYOUT(EdgeSslPrediction, ood_score); LAYOUT(EdgeSslPrediction, has_ood_score);
     LAYOUT(EdgeSslPrediction, gated);

@@ -660,7 +660,7 @@ fn main() -> Result<()> {
         // the bank in insertion order: labelled, then the stream
         let bank_rows: Vec<f32> = raw.lab.iter().chain(&raw.stream).copied().collect();
         let pcaw = fit_pcaw(&bank_rows, dd, 128);
-        let flat = PropagationParams { whiten: false, ..PropagationParams::default() };
+        let flat = PropagationParams { whiten: 0.0, ..PropagationParams::default() };
         let mut record = |name: &str, metric: usize, v: f64| {
             let s = names.iter().position(|n| n == name).expect("known space");
             res[s][metric].push(v);

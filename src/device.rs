@@ -388,6 +388,7 @@ mod tests {
         let p = feed.params(5120, 10).unwrap();
         assert_eq!((p.dim, p.feature_dim(), p.graph_dim()), (5120, 1280, 5120));
         assert_eq!(p.graph_vote, crate::learner::MAP_GRAPH_VOTE);
+        assert_eq!(p.propagation, crate::propagate::PropagationParams::maps(16));
         let spec = feed.spec(BackboneSpec::efficientnet_lite0(112, 1));
         assert_eq!(spec.embedding_output, models::CAMERA_LAST_BLOCK);
         // rows that are not whole maps

@@ -181,6 +181,21 @@ pub struct LearnerSection {
     pub neighbours: Option<usize>,
     /// PCA dimension of the propagation graph (default 128).
     pub pca_dim: Option<usize>,
+    /// Whitening exponent of the graph's PCA ([`crate::propagate::PropagationParams::whiten`],
+    /// default 1).
+    pub pca_whiten: Option<f32>,
+    /// Rows per PCA fit of the graph ([`crate::propagate::PropagationParams::pca_rows`],
+    /// default 1024).
+    pub pca_rows: Option<usize>,
+    /// Spatial positions of the graph's map rows, each normalized on its own
+    /// ([`crate::propagate::PropagationParams::positions`], default 1).
+    pub graph_positions: Option<usize>,
+    /// Sinkhorn iterations balancing the propagated labels
+    /// ([`crate::propagate::PropagationParams::balance_iters`], default 0).
+    pub graph_balance: Option<usize>,
+    /// The propagation starts from the teacher's probabilities on pseudo entries
+    /// ([`crate::propagate::PropagationParams::teacher_start`], default true).
+    pub graph_teacher_start: Option<bool>,
     /// Propagation weight alpha (default 0.9).
     pub propagation_alpha: Option<f32>,
     /// Unlabeled samples between graph refreshes (default 500).
@@ -271,6 +286,21 @@ impl LearnerSection {
         }
         if let Some(v) = self.pca_dim {
             p.propagation.pca_dim = v;
+        }
+        if let Some(v) = self.pca_whiten {
+            p.propagation.whiten = v;
+        }
+        if let Some(v) = self.pca_rows {
+            p.propagation.pca_rows = v;
+        }
+        if let Some(v) = self.graph_positions {
+            p.propagation.positions = v;
+        }
+        if let Some(v) = self.graph_balance {
+            p.propagation.balance_iters = v;
+        }
+        if let Some(v) = self.graph_teacher_start {
+            p.propagation.teacher_start = v;
         }
         if let Some(v) = self.propagation_alpha {
             p.propagation.alpha = v;

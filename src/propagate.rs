@@ -77,8 +77,22 @@ use crate::gate::linalg::{SubspaceWork, top_eigen_into};
 pub struct PropagationParams {
     /// Dimension of the PCA space of the graph (clamped to the embedding dimension). Default 128.
     pub pca_dim: usize,
-    /// Whiten the PCA components (divide by their standard deviation). Default true.
-    pub whiten: bool,
+    /// Whitening exponent `e` in `[0, 1]`: each PCA component is divided by its standard
+    /// deviation to the power `e` (1: whitened, 0: a rotation, 0.5: half-way). Default 1.
+    pub whiten: f32,
+    /// The rows are channel-major feature maps of this many spatial positions
+    /// (`value[c * positions + p]`): each position's channel vector is L2-normalized before
+    /// the row is (so that every position weighs the same in the graph). Default 1 (the row
+    /// as one vector).
+    pub positions: usize,
+    /// Sinkhorn-Knopp iterations that balance the propagated distributions `F` towards equal
+    /// class totals (alternately normalizing its columns and its rows) before they are read
+    /// out; 0 (default) reads them out as propagated.
+    pub balance_iters: usize,
+    /// Start the propagation from the teacher's probabilities on the pseudo entries (the
+    /// "smooth" step of Correct-and-Smooth); false starts them at zero, as Zhou et al. and
+    /// Iscen et al. do, so that only the given labels spread. Default true.
+    pub teacher_start: bool,
     /// Neighbours per entry `k >= 1`. Default 10 (Fashion-MNIST 10/class, seeds 1-2: 33.7% of
     /// the gap closed vs 30.0% with 20 and 32.6% with 5).
     pub neighbours: usize,
@@ -104,7 +118,10 @@ impl Default for PropagationParams {
     fn default() -> Self {
         PropagationParams {
             pca_dim: 128,
-            whiten: true,
+            whiten: 1.0,
+            positions: 1,
+            balance_iters: 0,
+            teacher_start: true,
             neighbours: 10,
             alpha: 0.9,
             gamma: 3.0,
@@ -117,6 +134,23 @@ impl Default for PropagationParams {
 }
 
 impl PropagationParams {
+    /// The graph for channel-major feature maps of `positions` positions (e.g. the camera
+    /// model's 320 x 4 x 4 map, `positions` 16): each position normalized on its own, PCA-512
+    /// half-whitened (`whiten` 0.5), the propagated labels balanced by 30 Sinkhorn rounds; the
+    /// rest as [`PropagationParams::default`]. Measured offline on the cached maps of
+    /// Fashion-MNIST (100 labels, 10 seeds; the test vote of the propagated labels): 0.824
+    /// against 0.807 for the default, 10 of 10 seeds; in the learner (EVALUATION.md) +0.6
+    /// points over 10 seeds, with a wide spread.
+    pub fn maps(positions: usize) -> Self {
+        PropagationParams {
+            pca_dim: 512,
+            whiten: 0.5,
+            positions,
+            balance_iters: 30,
+            ..Self::default()
+        }
+    }
+
     /// Validates the parameters.
     ///
     /// # Errors
@@ -128,6 +162,12 @@ impl PropagationParams {
         }
         if self.neighbours == 0 {
             return bad("neighbours", "must be >= 1".into());
+        }
+        if !(0.0..=1.0).contains(&self.whiten) {
+            return bad("whiten", format!("{} not in [0, 1]", self.whiten));
+        }
+        if self.positions == 0 {
+            return bad("positions", "must be >= 1".into());
         }
         if !(self.alpha > 0.0 && self.alpha < 1.0) {
             return bad("alpha", format!("{} not in (0, 1)", self.alpha));
@@ -156,6 +196,15 @@ impl PropagationParams {
             return Err(Error::InvalidParam {
                 name: "propagation",
                 reason: format!("capacity {capacity}, dim {dim}, {n_classes} classes"),
+            });
+        }
+        if !dim.is_multiple_of(self.positions) {
+            return Err(Error::InvalidParam {
+                name: "positions",
+                reason: format!(
+                    "rows of {dim} values are not maps of {} positions",
+                    self.positions
+                ),
             });
         }
         Ok(self.build_with(capacity, dim, n_classes, dim > GRAM_ABOVE))
@@ -193,6 +242,7 @@ impl PropagationParams {
             f: vec![0.0; capacity * k],
             f2: vec![0.0; capacity * k],
             counts: vec![0; k],
+            colsum: vec![0.0; k],
             target: vec![0; capacity],
             weight: vec![0.0; capacity],
             memory: vec![0.0; capacity * k],
@@ -260,6 +310,8 @@ pub struct Propagation {
     f: Vec<f32>,
     f2: Vec<f32>,
     counts: Vec<usize>,
+    /// Column sums of `F` ([`balance`]).
+    colsum: Vec<f64>,
     /// Per slot: propagated class, its weight (0 for given entries) and the neighbour memory.
     target: Vec<u32>,
     weight: Vec<f32>,
@@ -281,16 +333,63 @@ fn normalize(v: &mut [f32]) {
     }
 }
 
+/// `row` L2-normalized as a whole after each of its `positions` interleaved channel vectors
+/// (`row[c * positions + p]`, see [`PropagationParams::positions`]) was; 1: the whole row only.
+fn normalize_map(row: &mut [f32], positions: usize) {
+    if positions > 1 {
+        for p in 0..positions {
+            let n = row[p..].iter().step_by(positions).map(|x| x * x).sum::<f32>().sqrt();
+            if n > 1e-12 {
+                row[p..].iter_mut().step_by(positions).for_each(|x| *x /= n);
+            }
+        }
+    }
+    normalize(row);
+}
+
+/// Sinkhorn-Knopp balancing of `f` (rows of `colsum.len()` class values, clipped at `1e-9`):
+/// `iters` rounds of dividing each column by its sum, then each row by its sum. The rows end
+/// as distributions whose class totals are (nearly) equal: a propagation that pulls most
+/// entries into a few classes spreads them out again (the class-balance prior of
+/// self-labelling by optimal transport, Asano et al. 2020).
+fn balance(f: &mut [f32], colsum: &mut [f64], iters: usize) {
+    let k = colsum.len();
+    f.iter_mut().for_each(|v| *v = v.max(0.0) + 1e-9);
+    for _ in 0..iters {
+        colsum.fill(0.0);
+        for r in f.chunks_exact(k) {
+            colsum.iter_mut().zip(r).for_each(|(c, &v)| *c += f64::from(v));
+        }
+        for r in f.chunks_exact_mut(k) {
+            r.iter_mut().zip(colsum.iter()).for_each(|(v, &c)| *v = (f64::from(*v) / c) as f32);
+            let sum: f32 = r.iter().sum();
+            r.iter_mut().for_each(|v| *v /= sum);
+        }
+    }
+}
+
+/// `sqrt(var)^e`, exact for the whitened (`e = 1`) and plain (`e = 0`) cases.
+fn std_power(var: f64, e: f32) -> f64 {
+    match e {
+        1.0 => var.sqrt(),
+        0.0 => 1.0,
+        e => var.powf(0.5 * f64::from(e)),
+    }
+}
+
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// Every entry's slot into `slot_of` (bank order); every `stride`-th entry's L2-normalized
-/// row (`row_of`) added to `mean`, which ends as their mean, and written to `rows`: one after
-/// the other with `keep`, else each over the first `mean.len()` values. Returns their count.
+/// Every entry's slot into `slot_of` (bank order); every `stride`-th entry's normalized
+/// row (`row_of`, [`normalize_map`]) added to `mean`, which ends as their mean, and written to
+/// `rows`: one after the other with `keep`, else each over the first `mean.len()` values.
+/// Returns their count.
+#[allow(clippy::too_many_arguments)]
 fn sample_rows(
     bank: &Bank,
     stride: usize,
+    positions: usize,
     row_of: &mut impl FnMut(usize, &mut [f32]) -> Result<()>,
     slot_of: &mut [u32],
     mean: &mut [f64],
@@ -305,7 +404,7 @@ fn sample_rows(
         if i % stride == 0 {
             let r = if keep { &mut rows[n * d..(n + 1) * d] } else { &mut rows[..d] };
             row_of(e.slot(), r)?;
-            normalize(r);
+            normalize_map(r, positions);
             mean.iter_mut().zip(r.iter()).for_each(|(m, &v)| *m += f64::from(v));
             n += 1;
         }
@@ -314,10 +413,18 @@ fn sample_rows(
     Ok(n)
 }
 
-/// `row` (L2-normalized and centred in place) projected on the `basis` rows into `out`,
-/// L2-normalized: a point of the graph's space. The Gram path's dimensions use [`dot_wide`].
-fn project_row(row: &mut [f32], mean: &[f64], basis: &[f32], gram: bool, out: &mut [f32]) {
-    normalize(row);
+/// `row` (normalized as [`normalize_map`] with `positions` and centred in place) projected on
+/// the `basis` rows into `out`, L2-normalized: a point of the graph's space. The Gram path's
+/// dimensions use [`dot_wide`].
+fn project_row(
+    row: &mut [f32],
+    positions: usize,
+    mean: &[f64],
+    basis: &[f32],
+    gram: bool,
+    out: &mut [f32],
+) {
+    normalize_map(row, positions);
     row.iter_mut().zip(mean).for_each(|(v, &m)| *v -= m as f32);
     let dot = if gram { dot_wide } else { dot };
     for (o, b) in out.iter_mut().zip(basis.chunks_exact(row.len())) {
@@ -349,8 +456,9 @@ fn insert_top(ws: &mut [f32], nb: &mut [u32], s: f32, j: usize) {
     nb[at] = j as u32;
 }
 
-/// A dot product over 8 independent partial sums (vectorizable; used by the Gram path only,
-/// so that the covariance path keeps its rounding).
+/// A dot product over 8 independent partial sums (vectorizable; used by the Gram path only
+/// (wide rows: its PCA, the graph and the vote), so that the covariance path keeps its
+/// rounding).
 fn dot_wide(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -503,6 +611,7 @@ impl Propagation {
         let n = sample_rows(
             bank,
             stride,
+            self.params.positions,
             row_of,
             &mut self.slot_of,
             &mut self.mean,
@@ -513,7 +622,7 @@ impl Propagation {
         let mut b = 0;
         for e in bank.iter().step_by(stride) {
             row_of(e.slot(), &mut self.row)?;
-            normalize(&mut self.row);
+            normalize_map(&mut self.row, self.params.positions);
             for (j, (&v, m)) in self.row.iter().zip(&self.mean).enumerate() {
                 self.block[j * BLOCK + b] = f64::from(v) - m;
             }
@@ -543,7 +652,8 @@ impl Propagation {
         for (r, (out, v)) in
             self.basis.chunks_exact_mut(d).zip(self.vecs.chunks_exact(d)).enumerate()
         {
-            let s = if self.params.whiten { 1.0 / self.vals[r].max(floor).sqrt() } else { 1.0 };
+            // divided by the standard deviation to the power `whiten`
+            let s = 1.0 / std_power(self.vals[r].max(floor), self.params.whiten);
             out.iter_mut().zip(v).for_each(|(o, &x)| *o = (x * s) as f32);
         }
         Ok(())
@@ -564,6 +674,7 @@ impl Propagation {
         let n = sample_rows(
             bank,
             stride,
+            self.params.positions,
             row_of,
             &mut self.slot_of,
             &mut self.mean,
@@ -596,11 +707,12 @@ impl Propagation {
             if lam <= floor {
                 continue;
             }
-            // unit direction X^T u / sqrt(n lambda); whitened: divided by sqrt(lambda) again
-            let s = if self.params.whiten {
+            // unit direction X^T u / sqrt(n lambda), divided by the standard deviation
+            // sqrt(lambda) to the power `whiten` (whitened: 1 / (sqrt(n) lambda))
+            let s = if self.params.whiten == 1.0 {
                 1.0 / ((n as f64).sqrt() * lam)
             } else {
-                1.0 / (n as f64 * lam).sqrt()
+                1.0 / ((n as f64 * lam).sqrt() * std_power(lam, self.params.whiten))
             };
             for (i, xi) in self.sample[..n * d].chunks_exact(d).enumerate() {
                 let c = (self.vecs[r * ns + i] * s) as f32;
@@ -634,7 +746,14 @@ impl Propagation {
         for (i, e) in bank.iter().enumerate() {
             row_of(e.slot(), &mut self.row)?;
             let z = &mut self.z[i * p..(i + 1) * p];
-            project_row(&mut self.row, &self.mean, &self.basis, self.gram, z);
+            project_row(
+                &mut self.row,
+                self.params.positions,
+                &self.mean,
+                &self.basis,
+                self.gram,
+                z,
+            );
         }
         Ok(())
     }
@@ -644,6 +763,7 @@ impl Propagation {
     fn knn(&mut self, n: usize) {
         let (p, kn, gamma) = (self.pdim, self.params.neighbours, self.params.gamma);
         let kn_eff = kn.min(n - 1);
+        let dot = if self.gram { dot_wide } else { dot };
         for i in 0..n {
             let zi = &self.z[i * p..(i + 1) * p];
             let nb = &mut self.nbr[i * kn..(i + 1) * kn];
@@ -677,7 +797,8 @@ impl Propagation {
         }
     }
 
-    /// `Y0`: one-hot for given entries, teacher probabilities for pseudo entries.
+    /// `Y0`: one-hot for given entries, teacher probabilities (or zeros, without
+    /// [`PropagationParams::teacher_start`]) for pseudo entries.
     fn start_labels(
         &mut self,
         bank: &Bank,
@@ -694,10 +815,11 @@ impl Propagation {
                     y.fill(0.0);
                     y[e.label() as usize] = 1.0;
                 }
-                LabelKind::Pseudo => {
+                LabelKind::Pseudo if self.params.teacher_start => {
                     row_of(e.slot(), &mut self.row)?;
                     predict(e.slot(), &self.row, y)?;
                 }
+                LabelKind::Pseudo => y.fill(0.0),
             }
         }
         Ok(())
@@ -757,6 +879,9 @@ impl Propagation {
     fn read_out(&mut self, bank: &Bank, n: usize) -> RefreshStats {
         let k = self.k;
         let ln_k = (k as f32).ln();
+        if self.params.balance_iters > 0 {
+            balance(&mut self.f[..n * k], &mut self.colsum, self.params.balance_iters);
+        }
         self.counts.fill(0);
         let mut st = RefreshStats { entries: n, ..RefreshStats::default() };
         let mut certainty_sum = 0.0;
@@ -832,11 +957,19 @@ impl Propagation {
         }
         let (p, k, n) = (self.pdim, self.k, self.n);
         self.row.copy_from_slice(x);
-        project_row(&mut self.row, &self.mean, &self.basis, self.gram, &mut self.q);
+        project_row(
+            &mut self.row,
+            self.params.positions,
+            &self.mean,
+            &self.basis,
+            self.gram,
+            &mut self.q,
+        );
         let kn = self.params.neighbours.min(n);
         let (ws, nb) = (&mut self.qw[..kn], &mut self.qn[..kn]);
         ws.fill(f32::NEG_INFINITY);
         nb.fill(u32::MAX);
+        let dot = if self.gram { dot_wide } else { dot };
         for (j, zj) in self.z[..n * p].chunks_exact(p).enumerate() {
             insert_top(ws, nb, dot(&self.q, zj), j);
         }
@@ -1189,6 +1322,107 @@ mod tests {
     }
 
     #[test]
+    fn map_rows_weigh_every_position_the_same() {
+        // 2 channels x 2 positions, channel-major: position 0 = (3, 4), position 1 = (0, 2)
+        let mut row = [3.0, 0.0, 4.0, 2.0];
+        normalize_map(&mut row, 2);
+        let h = 0.5f32.sqrt(); // each position a unit vector, the row then / sqrt(2)
+        let want = [0.6 * h, 0.0, 0.8 * h, h];
+        assert!(row.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6), "{row:?}");
+        let mut row = [3.0, 0.0, 4.0, 2.0];
+        normalize_map(&mut row, 1);
+        let n = 29f32.sqrt();
+        assert!(
+            row.iter().zip([3.0 / n, 0.0, 4.0 / n, 2.0 / n]).all(|(a, b)| (a - b).abs() < 1e-6)
+        );
+        // a zero position stays zero
+        let mut row = [0.0, 1.0, 0.0, 0.0];
+        normalize_map(&mut row, 2);
+        assert_eq!(row, [0.0, 1.0, 0.0, 0.0]);
+        assert!(matches!(
+            PropagationParams { positions: 3, ..small() }.build(64, 8, 3),
+            Err(Error::InvalidParam { name: "positions", .. })
+        ));
+    }
+
+    #[test]
+    fn balancing_evens_the_class_totals_and_keeps_distributions() {
+        // 4 rows that all lean to class 0
+        let mut f = [0.9f32, 0.1, 0.8, 0.2, 0.7, 0.3, 0.45, 0.55];
+        let mut colsum = [0f64; 2];
+        balance(&mut f, &mut colsum, 50);
+        for r in f.chunks_exact(2) {
+            assert!((r.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{f:?}");
+        }
+        let c0: f32 = f.iter().step_by(2).sum();
+        assert!((c0 - 2.0).abs() < 1e-3, "class 0 holds {c0} of 4 rows: {f:?}");
+        // the order of the rows' leanings is kept: the surest class-0 row stays the surest
+        assert!(f[0] > f[2] && f[2] > f[4] && f[4] > f[6], "{f:?}");
+        assert!(f[6] < 0.5, "the least class-0 row now leans to class 1: {f:?}");
+        // already balanced: unchanged
+        let mut g = [0.8f32, 0.2, 0.2, 0.8];
+        balance(&mut g, &mut colsum, 10);
+        assert!(g.iter().zip([0.8, 0.2, 0.2, 0.8]).all(|(a, b)| (a - b).abs() < 1e-5), "{g:?}");
+        // in a refresh: the propagated targets still find the clusters, and the vote is a
+        // distribution
+        let (bank, truth) = blobs(150, 13);
+        let mut p = PropagationParams { balance_iters: 30, ..small() }.build(512, 8, 3).unwrap();
+        p.refresh(&bank, uniform).unwrap().unwrap();
+        let (mut right, mut total) = (0, 0);
+        for e in bank.iter() {
+            if let Some((c, _)) = p.target(&bank, e.slot()) {
+                right += usize::from(c == truth[e.slot()]);
+                total += 1;
+            }
+        }
+        assert!(right * 10 >= total * 9, "{right} of {total}");
+    }
+
+    #[test]
+    fn without_the_teacher_start_only_the_given_labels_spread() {
+        // a sure but wrong teacher: every pseudo entry is class 0
+        let wrong = |_: &[f32], p: &mut [f32]| {
+            p.copy_from_slice(&[1.0, 0.0, 0.0]);
+            Ok(())
+        };
+        let (bank, truth) = blobs(150, 16);
+        let right = |teacher_start: bool| {
+            let q = PropagationParams { teacher_start, ..small() };
+            let mut p = q.build(512, 8, 3).unwrap();
+            p.refresh(&bank, wrong).unwrap().unwrap();
+            bank.iter()
+                .filter_map(|e| p.target(&bank, e.slot()).map(|(c, _)| c == truth[e.slot()]))
+                .filter(|&r| r)
+                .count()
+        };
+        let (with, without) = (right(true), right(false));
+        assert!(without >= 135, "{without} of 150 right from the three labels alone");
+        assert!(with < without, "the wrong teacher pulls the start: {with} vs {without}");
+    }
+
+    #[test]
+    fn partial_whitening_agrees_between_the_gram_and_covariance_paths() {
+        let (bank, _) = blobs(150, 14);
+        let q = PropagationParams { whiten: 0.5, positions: 2, ..small() };
+        let mut cov = q.build_with(512, 8, 3, false);
+        let mut gram = q.build_with(512, 8, 3, true);
+        cov.refresh(&bank, uniform).unwrap().unwrap();
+        gram.refresh(&bank, uniform).unwrap().unwrap();
+        let mut rng = StdRng::seed_from_u64(15);
+        let (mut va, mut vb) = ([0f32; 3], [0f32; 3]);
+        for _ in 0..20 {
+            let x: Vec<f32> = (0..8).map(|_| rng.random::<f32>()).collect();
+            cov.vote_into(&x, &mut va).unwrap();
+            gram.vote_into(&x, &mut vb).unwrap();
+            assert!(va.iter().zip(&vb).all(|(a, b)| (a - b).abs() < 1e-3), "{va:?} {vb:?}");
+        }
+        // whitening changes the space: the projections differ from the fully whitened ones
+        let mut full = PropagationParams { positions: 2, ..small() }.build_with(512, 8, 3, false);
+        full.refresh(&bank, uniform).unwrap().unwrap();
+        assert_ne!(full.vote_state(), cov.vote_state());
+    }
+
+    #[test]
     fn bad_params_are_named() {
         for (p, name) in [
             (PropagationParams { alpha: 1.0, ..Default::default() }, "alpha"),
@@ -1196,6 +1430,9 @@ mod tests {
             (PropagationParams { gamma: f32::NAN, ..Default::default() }, "gamma"),
             (PropagationParams { every: 0, ..Default::default() }, "iters"),
             (PropagationParams { pca_rows: 1, ..Default::default() }, "pca_rows"),
+            (PropagationParams { whiten: 1.5, ..Default::default() }, "whiten"),
+            (PropagationParams { whiten: f32::NAN, ..Default::default() }, "whiten"),
+            (PropagationParams { positions: 0, ..Default::default() }, "positions"),
         ] {
             match p.check() {
                 Err(Error::InvalidParam { name: n, .. }) => assert_eq!(n, name),

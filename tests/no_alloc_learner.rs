@@ -63,6 +63,12 @@ fn steady_state_observe_and_predict_allocate_nothing() {
         // graph refreshes (PCA, kNN graph, propagation) happen inside the measured window
         p.propagation.pca_dim = 8;
         p.propagation.every = 40;
+        if p.adapt.as_ref().is_some_and(|a| a.graph_on_map) {
+            // the map graph's configuration (PropagationParams::maps) at this size
+            p.propagation.positions = 4;
+            p.propagation.whiten = 0.5;
+            p.propagation.balance_iters = 30;
+        }
         p.bank_capacity = 256;
         p.gate = Some(edge_ssl::gate::GateParams {
             projection: edge_ssl::gate::Projection::Pca(4),

@@ -141,9 +141,9 @@ impl PropagationParams {
     /// model's 320 x 4 x 4 map, `positions` 16): each position normalized on its own, PCA-512
     /// half-whitened (`whiten` 0.5), the propagated labels balanced by 30 Sinkhorn rounds, the
     /// pseudo entries starting the propagation at zero (`teacher_start` false); the rest as
-    /// [`PropagationParams::default`]. In the learner, starting from zero closed 67.5% of the
-    /// gap over 10 clean seeds against 53.7% from the teacher's probabilities (+1.78 points
-    /// paired, 8 of 10; EVALUATION.md). Measured offline on the cached maps of
+    /// [`PropagationParams::default`]. In the learner, starting from zero closed 67.6% of the
+    /// gap over 10 clean seeds against 49.7% from the teacher's probabilities (+1.77 +- 1.74
+    /// points paired, 8 of 10; EVALUATION.md). Measured offline on the cached maps of
     /// Fashion-MNIST (100 labels, 10 seeds; the test vote of the propagated labels): 0.824
     /// against 0.807 for the default, 10 of 10 seeds; in the learner (EVALUATION.md) +0.73
     /// points over 15 seeds with a wide spread, nearly all of it from the balancing, which

@@ -389,38 +389,6 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// Every entry's slot into `slot_of` (bank order); every `stride`-th entry's normalized
-/// row (`row_of`, [`normalize_map`]) added to `mean`, which ends as their mean, and written to
-/// `rows`: one after the other with `keep`, else each over the first `mean.len()` values.
-/// Returns their count.
-#[allow(clippy::too_many_arguments)]
-fn sample_rows(
-    bank: &Bank,
-    stride: usize,
-    positions: usize,
-    row_of: &mut impl FnMut(usize, &mut [f32]) -> Result<()>,
-    slot_of: &mut [u32],
-    mean: &mut [f64],
-    rows: &mut [f32],
-    keep: bool,
-) -> Result<usize> {
-    let d = mean.len();
-    let mut n = 0;
-    mean.fill(0.0);
-    for (i, e) in bank.iter().enumerate() {
-        slot_of[i] = e.slot() as u32;
-        if i % stride == 0 {
-            let r = if keep { &mut rows[n * d..(n + 1) * d] } else { &mut rows[..d] };
-            row_of(e.slot(), r)?;
-            normalize_map(r, positions);
-            mean.iter_mut().zip(r.iter()).for_each(|(m, &v)| *m += f64::from(v));
-            n += 1;
-        }
-    }
-    mean.iter_mut().for_each(|m| *m /= n as f64);
-    Ok(n)
-}
-
 /// `row` (normalized as [`normalize_map`] with `positions` and centred in place) projected on
 /// the `basis` rows into `out`, L2-normalized: a point of the graph's space. The Gram path's
 /// dimensions use [`dot_wide`].
@@ -607,6 +575,34 @@ impl Propagation {
         Ok(Some(stats))
     }
 
+    /// Every entry's slot into `slot_of` (bank order); every `stride`-th entry's normalized
+    /// row (`row_of`, [`normalize_map`]) added to `mean`, which ends as their mean, and kept
+    /// in `sample` one after the other on the Gram path, else each over `row` (the
+    /// covariance path reads them again). Returns their count.
+    fn sample_rows(
+        &mut self,
+        bank: &Bank,
+        stride: usize,
+        row_of: &mut impl FnMut(usize, &mut [f32]) -> Result<()>,
+    ) -> Result<usize> {
+        let (d, positions, keep) = (self.dim, self.params.positions, self.gram);
+        let rows = if keep { &mut self.sample } else { &mut self.row };
+        let mut n = 0;
+        self.mean.fill(0.0);
+        for (i, e) in bank.iter().enumerate() {
+            self.slot_of[i] = e.slot() as u32;
+            if i % stride == 0 {
+                let r = if keep { &mut rows[n * d..(n + 1) * d] } else { &mut rows[..d] };
+                row_of(e.slot(), r)?;
+                normalize_map(r, positions);
+                self.mean.iter_mut().zip(r.iter()).for_each(|(m, &v)| *m += f64::from(v));
+                n += 1;
+            }
+        }
+        self.mean.iter_mut().for_each(|m| *m /= n as f64);
+        Ok(n)
+    }
+
     /// Mean and covariance of the L2-normalized rows (an even stride of at most `pca_rows`
     /// of them), top `pdim` eigenvectors.
     fn fit_pca(
@@ -616,16 +612,7 @@ impl Propagation {
     ) -> Result<()> {
         let d = self.dim;
         let stride = bank.len().div_ceil(self.params.pca_rows);
-        let n = sample_rows(
-            bank,
-            stride,
-            self.params.positions,
-            row_of,
-            &mut self.slot_of,
-            &mut self.mean,
-            &mut self.row,
-            false,
-        )?;
+        let n = self.sample_rows(bank, stride, row_of)?;
         self.cov.fill(0.0);
         let mut b = 0;
         for e in bank.iter().step_by(stride) {
@@ -679,16 +666,7 @@ impl Propagation {
         let (d, p) = (self.dim, self.pdim);
         let ns = self.sample.len() / d;
         let stride = bank.len().div_ceil(ns);
-        let n = sample_rows(
-            bank,
-            stride,
-            self.params.positions,
-            row_of,
-            &mut self.slot_of,
-            &mut self.mean,
-            &mut self.sample,
-            true,
-        )?;
+        let n = self.sample_rows(bank, stride, row_of)?;
         for r in self.sample[..n * d].chunks_exact_mut(d) {
             r.iter_mut().zip(&self.mean).for_each(|(v, &m)| *v -= m as f32);
         }

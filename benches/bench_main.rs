@@ -12,6 +12,7 @@ criterion_main! {
     benchmarks::gate::benches,
     benchmarks::persist::benches,
     benchmarks::propagate::benches,
+    benchmarks::propagate::maps,
     benchmarks::learner::benches,
     benchmarks::backbone_cpu::benches,
 }

@@ -234,6 +234,7 @@ impl PropagationParams {
             gram,
             sample: vec![0.0; if gram { ns * dim } else { 0 }],
             row: vec![0.0; dim],
+            rows: vec![0.0; ROWS * dim],
             mean: vec![0.0; dim],
             block: vec![0.0; if gram { 0 } else { dim * BLOCK }],
             cov: vec![0.0; m * m],
@@ -298,6 +299,8 @@ pub struct Propagation {
     /// `pca_rows x dim`: the sampled, centred rows (Gram path only).
     sample: Vec<f32>,
     row: Vec<f32>,
+    /// `ROWS x dim`: the rows [`Propagation::project`] projects together.
+    rows: Vec<f32>,
     mean: Vec<f64>,
     /// `dim x BLOCK`, transposed block of centred rows (covariance path only).
     block: Vec<f64>,
@@ -386,27 +389,62 @@ fn std_power(var: f64, e: f32) -> f64 {
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    dots(false, a, [b])[0]
 }
 
-/// `row` (normalized as [`normalize_map`] with `positions` and centred in place) projected on
-/// the `basis` rows into `out`, L2-normalized: a point of the graph's space. The Gram path's
-/// dimensions use [`dot_wide`].
-fn project_row(
-    row: &mut [f32],
-    positions: usize,
-    mean: &[f64],
-    basis: &[f32],
-    gram: bool,
-    out: &mut [f32],
-) {
+/// The dot products of `b` with each of the `R` rows `xs` (each `b.len()` long) in one pass
+/// over `b`: with `wide` each as [`dot_wide`], else summed in order from `-0.0` as
+/// `Iterator::sum` does. Bit-identical to one product at a time; `R` at once read `b` once
+/// and run `R` independent chains of sums (the refresh's projection and kNN scan).
+fn dots<const R: usize>(wide: bool, b: &[f32], xs: [&[f32]; R]) -> [f32; R] {
+    if wide {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx") {
+            // SAFETY: the CPU supports AVX (checked just above).
+            return unsafe { dots_wide_avx(b, xs) };
+        }
+        return dots_wide(b, xs);
+    }
+    let d = b.len();
+    let xs = xs.map(|x| &x[..d]);
+    let mut out = [-0.0f32; R];
+    for (t, &y) in b.iter().enumerate() {
+        for (o, x) in out.iter_mut().zip(&xs) {
+            *o += x[t] * y;
+        }
+    }
+    out
+}
+
+/// [`dot_wide`] of `b` with each row of `xs`: each row's 8 partial sums vectorize on their own
+/// while `b` stays in L1.
+#[inline(always)]
+fn dots_wide<const R: usize>(b: &[f32], xs: [&[f32]; R]) -> [f32; R] {
+    let mut out = [0f32; R];
+    for (o, x) in out.iter_mut().zip(xs) {
+        *o = dot_wide(x, b);
+    }
+    out
+}
+
+/// [`dots_wide`] compiled for AVX: the 8 partial sums fill one 256-bit register. The same
+/// operations lane by lane (AVX has no fused multiply-add), so the same bits.
+///
+/// # Safety
+/// The CPU must support AVX.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn dots_wide_avx<const R: usize>(b: &[f32], xs: [&[f32]; R]) -> [f32; R] {
+    dots_wide(b, xs)
+}
+
+/// Rows projected together in [`Propagation::project`] and scanned together in the kNN search.
+const ROWS: usize = 4;
+
+/// `row` normalized as [`normalize_map`] with `positions` and centred in place.
+fn centre_row(row: &mut [f32], positions: usize, mean: &[f64]) {
     normalize_map(row, positions);
     row.iter_mut().zip(mean).for_each(|(v, &m)| *v -= m as f32);
-    let dot = if gram { dot_wide } else { dot };
-    for (o, b) in out.iter_mut().zip(basis.chunks_exact(row.len())) {
-        *o = dot(b, row);
-    }
-    normalize(out);
 }
 
 /// An edge's weight from its cosine similarity `s` (`-inf` for an empty neighbour slot):
@@ -435,6 +473,7 @@ fn insert_top(ws: &mut [f32], nb: &mut [u32], s: f32, j: usize) {
 /// A dot product over 8 independent partial sums (vectorizable; used by the Gram path only
 /// (wide rows: its PCA, the graph and the vote), so that the covariance path keeps its
 /// rounding).
+#[inline(always)]
 fn dot_wide(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -673,10 +712,15 @@ impl Propagation {
         self.cov.fill(0.0);
         for i in 0..n {
             let ri = &self.sample[i * d..(i + 1) * d];
-            for j in i..n {
-                let g = f64::from(dot_wide(ri, &self.sample[j * d..(j + 1) * d])) / n as f64;
-                self.cov[i * ns + j] = g;
-                self.cov[j * ns + i] = g;
+            for j0 in (i..n).step_by(ROWS) {
+                let rows = ROWS.min(n - j0);
+                let xs: [&[f32]; ROWS] =
+                    std::array::from_fn(|r| &self.sample[(j0 + r.min(rows - 1)) * d..][..d]);
+                for (r, &v) in dots(true, ri, xs)[..rows].iter().enumerate() {
+                    let (j, g) = (j0 + r, f64::from(v) / n as f64);
+                    self.cov[i * ns + j] = g;
+                    self.cov[j * ns + i] = g;
+                }
             }
         }
         top_eigen_into(
@@ -687,22 +731,31 @@ impl Propagation {
             &mut self.vecs,
         );
         let floor = self.vals[0].max(f64::MIN_POSITIVE) * 1e-6;
-        for r in 0..p {
-            let (lam, out) = (self.vals[r], &mut self.basis[r * d..(r + 1) * d]);
-            out.fill(0.0);
-            if lam <= floor {
-                continue;
-            }
+        // [`ROWS`] basis rows at a time share each pass over the sampled rows
+        for r0 in (0..p).step_by(ROWS) {
+            let rows = ROWS.min(p - r0);
+            let block = &mut self.basis[r0 * d..(r0 + rows) * d];
+            block.fill(0.0);
             // unit direction X^T u / sqrt(n lambda), divided by the standard deviation
-            // sqrt(lambda) to the power `whiten` (whitened: 1 / (sqrt(n) lambda))
-            let s = if self.params.whiten == 1.0 {
-                1.0 / ((n as f64).sqrt() * lam)
-            } else {
-                1.0 / ((n as f64 * lam).sqrt() * std_power(lam, self.params.whiten))
-            };
+            // sqrt(lambda) to the power `whiten` (whitened: 1 / (sqrt(n) lambda)); none (a
+            // zero row) for a null direction
+            let scale: [Option<f64>; ROWS] = std::array::from_fn(|l| {
+                let lam = self.vals[(r0 + l).min(p - 1)];
+                (l < rows && lam > floor).then(|| {
+                    if self.params.whiten == 1.0 {
+                        1.0 / ((n as f64).sqrt() * lam)
+                    } else {
+                        1.0 / ((n as f64 * lam).sqrt() * std_power(lam, self.params.whiten))
+                    }
+                })
+            });
             for (i, xi) in self.sample[..n * d].chunks_exact(d).enumerate() {
-                let c = (self.vecs[r * ns + i] * s) as f32;
-                out.iter_mut().zip(xi).for_each(|(o, &x)| *o += c * x);
+                for (l, out) in block.chunks_exact_mut(d).enumerate() {
+                    if let Some(s) = scale[l] {
+                        let c = (self.vecs[(r0 + l) * ns + i] * s) as f32;
+                        out.iter_mut().zip(xi).for_each(|(o, &x)| *o += c * x);
+                    }
+                }
             }
         }
         Ok(())
@@ -722,24 +775,30 @@ impl Propagation {
         self.block.fill(0.0);
     }
 
-    /// Projects every entry (in `slot_of` order) into the (whitened) PCA space, unit rows.
+    /// Projects every entry (in `slot_of` order) into the (whitened) PCA space, unit rows;
+    /// [`ROWS`] entries at a time share each pass over the basis.
     fn project(
         &mut self,
         bank: &Bank,
         row_of: &mut impl FnMut(usize, &mut [f32]) -> Result<()>,
     ) -> Result<()> {
-        let p = self.pdim;
-        for (i, e) in bank.iter().enumerate() {
-            row_of(e.slot(), &mut self.row)?;
-            let z = &mut self.z[i * p..(i + 1) * p];
-            project_row(
-                &mut self.row,
-                self.params.positions,
-                &self.mean,
-                &self.basis,
-                self.gram,
-                z,
-            );
+        let (p, d, n) = (self.pdim, self.dim, bank.len());
+        for i0 in (0..n).step_by(ROWS) {
+            let rows = ROWS.min(n - i0);
+            for (r, x) in self.rows.chunks_exact_mut(d).take(rows).enumerate() {
+                row_of(self.slot_of[i0 + r] as usize, x)?;
+                centre_row(x, self.params.positions, &self.mean);
+            }
+            // a short last block repeats its last row in the unused lanes
+            let xs: [&[f32]; ROWS] =
+                std::array::from_fn(|r| &self.rows[r.min(rows - 1) * d..][..d]);
+            for (c, b) in self.basis.chunks_exact(d).enumerate() {
+                let s = dots(self.gram, b, xs);
+                for (r, &v) in s[..rows].iter().enumerate() {
+                    self.z[(i0 + r) * p + c] = v;
+                }
+            }
+            self.z[i0 * p..(i0 + rows) * p].chunks_exact_mut(p).for_each(normalize);
         }
         Ok(())
     }
@@ -749,27 +808,26 @@ impl Propagation {
     fn knn(&mut self, n: usize) {
         let (p, kn, gamma) = (self.pdim, self.params.neighbours, self.params.gamma);
         let kn_eff = kn.min(n - 1);
-        let dot = if self.gram { dot_wide } else { dot };
-        for i in 0..n {
-            let zi = &self.z[i * p..(i + 1) * p];
-            let nb = &mut self.nbr[i * kn..(i + 1) * kn];
-            let ws = &mut self.w[i * kn..(i + 1) * kn];
-            ws.fill(f32::NEG_INFINITY);
-            nb.fill(u32::MAX);
-            for j in 0..n {
-                if j == i {
-                    continue;
+        self.nbr[..n * kn].fill(u32::MAX);
+        self.w[..n * kn].fill(f32::NEG_INFINITY);
+        // [`ROWS`] entries scan the bank together (a short last block repeats its last row)
+        for i0 in (0..n).step_by(ROWS) {
+            let rows = ROWS.min(n - i0);
+            let xs: [&[f32]; ROWS] =
+                std::array::from_fn(|r| &self.z[(i0 + r.min(rows - 1)) * p..][..p]);
+            for (j, zj) in self.z[..n * p].chunks_exact(p).enumerate() {
+                let s = dots(self.gram, zj, xs);
+                for (r, &v) in s[..rows].iter().enumerate() {
+                    let i = i0 + r;
+                    if j != i {
+                        let at = i * kn..i * kn + kn_eff;
+                        insert_top(&mut self.w[at.clone()], &mut self.nbr[at], v, j);
+                    }
                 }
-                insert_top(
-                    &mut ws[..kn_eff],
-                    &mut nb[..kn_eff],
-                    dot(zi, &self.z[j * p..(j + 1) * p]),
-                    j,
-                );
             }
-            for w in ws.iter_mut() {
-                *w = edge_weight(*w, gamma);
-            }
+        }
+        for w in self.w[..n * kn].iter_mut() {
+            *w = edge_weight(*w, gamma);
         }
         self.deg[..n].fill(0.0);
         for i in 0..n {
@@ -943,14 +1001,11 @@ impl Propagation {
         }
         let (p, k, n) = (self.pdim, self.k, self.n);
         self.row.copy_from_slice(x);
-        project_row(
-            &mut self.row,
-            self.params.positions,
-            &self.mean,
-            &self.basis,
-            self.gram,
-            &mut self.q,
-        );
+        centre_row(&mut self.row, self.params.positions, &self.mean);
+        for (o, b) in self.q.iter_mut().zip(self.basis.chunks_exact(self.dim)) {
+            *o = dots(self.gram, b, [&self.row])[0];
+        }
+        normalize(&mut self.q);
         let kn = self.params.neighbours.min(n);
         let (ws, nb) = (&mut self.qw[..kn], &mut self.qn[..kn]);
         ws.fill(f32::NEG_INFINITY);
@@ -1278,6 +1333,73 @@ mod tests {
         g.refresh(&small_bank, teacher).unwrap().unwrap();
         g.vote_into(&[0.5; 8], &mut vb).unwrap();
         assert!(vb.iter().all(|v| v.is_finite()) && (vb.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn dots_give_the_bits_of_one_product_at_a_time() {
+        let mut rng = StdRng::seed_from_u64(3);
+        for d in [1, 7, 8, 13, 40] {
+            let v = |rng: &mut StdRng| (0..d).map(|_| rng.random::<f32>() - 0.5).collect();
+            let b: Vec<f32> = v(&mut rng);
+            let xs: Vec<Vec<f32>> = (0..4).map(|_| v(&mut rng)).collect();
+            let refs = [&xs[0][..], &xs[1], &xs[2], &xs[3]];
+            let (wide, seq) = (dots(true, &b, refs), dots(false, &b, refs));
+            for (r, x) in xs.iter().enumerate() {
+                let one: f32 = x.iter().zip(&b).map(|(x, y)| x * y).sum();
+                assert_eq!(seq[r].to_bits(), one.to_bits(), "d {d} row {r}");
+                assert_eq!(wide[r].to_bits(), dot_wide(x, &b).to_bits(), "d {d} row {r}");
+            }
+        }
+        // an all-negative-zero product keeps its sign, as `Iterator::sum` does
+        assert!(dots(false, &[-0.0], [&[1.0][..]])[0].is_sign_negative());
+    }
+
+    #[test]
+    fn blocks_of_rows_give_the_one_row_results() {
+        // 153 entries: the last block of rows is short; PCA-6: so is the last block of the
+        // Gram path's basis rows
+        let (bank, _) = blobs(150, 9);
+        for gram in [false, true] {
+            let mut prop = PropagationParams { pca_dim: 6, ..small() }.build_with(512, 8, 3, gram);
+            prop.refresh(&bank, uniform).unwrap().unwrap();
+            let (n, p, d, kn) = (prop.n, prop.pdim, prop.dim, prop.params.neighbours);
+            assert_eq!((n, p), (153, 6));
+            let dot = if gram { dot_wide } else { dot };
+            if gram {
+                let ns = prop.sample.len() / d;
+                for i in 0..n.min(ns) {
+                    for j in 0..n.min(ns) {
+                        let (ri, rj) = (&prop.sample[i * d..][..d], &prop.sample[j * d..][..d]);
+                        let g = f64::from(dot_wide(ri, rj)) / n.min(ns) as f64;
+                        assert_eq!(prop.cov[i * ns + j].to_bits(), g.to_bits(), "gram {i} {j}");
+                    }
+                }
+            }
+            let mut row = vec![0f32; d];
+            let mut z = vec![0f32; p];
+            for i in 0..n {
+                let e = bank.entry(prop.slot_of[i] as usize).unwrap();
+                e.embedding_into(&mut row).unwrap();
+                centre_row(&mut row, prop.params.positions, &prop.mean);
+                for (o, b) in z.iter_mut().zip(prop.basis.chunks_exact(d)) {
+                    *o = dot(b, &row);
+                }
+                normalize(&mut z);
+                let zi = &prop.z[i * p..(i + 1) * p];
+                assert!(z.iter().zip(zi).all(|(a, b)| a.to_bits() == b.to_bits()), "z {i}");
+            }
+            for i in 0..n {
+                let (mut ws, mut nb) = (vec![f32::NEG_INFINITY; kn], vec![u32::MAX; kn]);
+                let zi = &prop.z[i * p..(i + 1) * p];
+                for j in (0..n).filter(|&j| j != i) {
+                    insert_top(&mut ws, &mut nb, dot(zi, &prop.z[j * p..(j + 1) * p]), j);
+                }
+                ws.iter_mut().for_each(|w| *w = edge_weight(*w, prop.params.gamma));
+                assert_eq!(nb, prop.nbr[i * kn..(i + 1) * kn], "neighbours of {i}");
+                let w = &prop.w[i * kn..(i + 1) * kn];
+                assert!(ws.iter().zip(w).all(|(a, b)| a.to_bits() == b.to_bits()), "w {i}");
+            }
+        }
     }
 
     #[test]

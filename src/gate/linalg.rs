@@ -76,6 +76,9 @@ impl JacobiWork {
 pub fn sym_eigen_into(a_in: &[f64], work: &mut JacobiWork, vals: &mut [f64], vecs: &mut [f64]) {
     let n = work.n;
     assert!(a_in.len() == n * n && vals.len() == n && vecs.len() == n * n, "sym_eigen_into");
+    // `v` is kept transposed (eigenvector `i` in row `i`), so that a rotation updates two
+    // contiguous rows of it, like the row pass on `a`; only `a`'s column pass is strided.
+    // Every element gets the same arithmetic as in the textbook order.
     let (a, v) = (&mut work.a, &mut work.v);
     a.copy_from_slice(a_in);
     v.fill(0.0);
@@ -107,16 +110,8 @@ pub fn sym_eigen_into(a_in: &[f64], work: &mut JacobiWork, vals: &mut [f64], vec
                     a[k * n + p] = c * akp - s * akq;
                     a[k * n + q] = s * akp + c * akq;
                 }
-                for k in 0..n {
-                    let (apk, aqk) = (a[p * n + k], a[q * n + k]);
-                    a[p * n + k] = c * apk - s * aqk;
-                    a[q * n + k] = s * apk + c * aqk;
-                }
-                for k in 0..n {
-                    let (vkp, vkq) = (v[k * n + p], v[k * n + q]);
-                    v[k * n + p] = c * vkp - s * vkq;
-                    v[k * n + q] = s * vkp + c * vkq;
-                }
+                rotate_rows(a, n, p, q, c, s);
+                rotate_rows(v, n, p, q, c, s);
             }
         }
     }
@@ -125,8 +120,94 @@ pub fn sym_eigen_into(a_in: &[f64], work: &mut JacobiWork, vals: &mut [f64], vec
     idx.sort_unstable_by(|&i, &j| a[j * n + j].total_cmp(&a[i * n + i]).then(i.cmp(&j)));
     for (r, &i) in idx.iter().enumerate() {
         vals[r] = a[i * n + i];
-        for k in 0..n {
-            vecs[r * n + k] = v[k * n + i];
+        vecs[r * n..(r + 1) * n].copy_from_slice(&v[i * n..(i + 1) * n]);
+    }
+}
+
+/// Rows `p < q` of the row-major `[_, n]` matrix `m` rotated: `(c r_p - s r_q, s r_p + c r_q)`.
+fn rotate_rows(m: &mut [f64], n: usize, p: usize, q: usize, c: f64, s: f64) {
+    let (head, tail) = m.split_at_mut(q * n);
+    let (rp, rq) = (&mut head[p * n..(p + 1) * n], &mut tail[..n]);
+    for (x, y) in rp.iter_mut().zip(rq.iter_mut()) {
+        let (xp, xq) = (*x, *y);
+        *x = c * xp - s * xq;
+        *y = s * xp + c * xq;
+    }
+}
+
+/// Rows of `b` at a time in [`dots_into`].
+const LANES: usize = 8;
+
+/// `out[i * sa + j * sb] = a_i . b_j` for every row `a_i` of `a` (`[_, n]`) and `b_j` of `b`
+/// (`[_, n]`). Each product is summed in order from `-0.0`, as `Iterator::sum` does, so every
+/// value is bit-identical to the one-pair-at-a-time dot; [`LANES`] rows of `b` go at once
+/// (interleaved into `lanes`, `[LANES * n]`), so that each row of `a` is read once per
+/// [`LANES`] rows of `b` and the sums run as independent chains.
+fn dots_into(
+    a: &[f64],
+    b: &[f64],
+    n: usize,
+    lanes: &mut [f64],
+    out: &mut [f64],
+    sa: usize,
+    sb: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU supports AVX (checked just above).
+        unsafe { dots_into_avx(a, b, n, lanes, out, sa, sb) };
+        return;
+    }
+    dots_into_any(a, b, n, lanes, out, sa, sb);
+}
+
+/// [`dots_into`] compiled for AVX (the same operations lane by lane: no fused multiply-add).
+///
+/// # Safety
+/// The CPU must support AVX.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn dots_into_avx(
+    a: &[f64],
+    b: &[f64],
+    n: usize,
+    lanes: &mut [f64],
+    out: &mut [f64],
+    sa: usize,
+    sb: usize,
+) {
+    dots_into_any(a, b, n, lanes, out, sa, sb);
+}
+
+/// The portable body of [`dots_into`].
+#[inline(always)]
+fn dots_into_any(
+    a: &[f64],
+    b: &[f64],
+    n: usize,
+    lanes: &mut [f64],
+    out: &mut [f64],
+    sa: usize,
+    sb: usize,
+) {
+    for (jb, block) in b.chunks(LANES * n).enumerate() {
+        let rows = block.len() / n;
+        lanes.fill(0.0);
+        for (l, row) in block.chunks_exact(n).enumerate() {
+            for (t, &x) in row.iter().enumerate() {
+                lanes[t * LANES + l] = x;
+            }
+        }
+        for (i, ai) in a.chunks_exact(n).enumerate() {
+            let mut acc = [-0.0f64; LANES];
+            for (&x, y) in ai.iter().zip(lanes.chunks_exact(LANES)) {
+                for l in 0..LANES {
+                    acc[l] += x * y[l];
+                }
+            }
+            for (l, &v) in acc[..rows].iter().enumerate() {
+                out[i * sa + (jb * LANES + l) * sb] = v;
+            }
         }
     }
 }
@@ -186,6 +267,7 @@ pub struct SubspaceWork {
     t: Vec<f64>,
     t_vals: Vec<f64>,
     t_vecs: Vec<f64>,
+    lanes: Vec<f64>,
     jacobi: JacobiWork,
 }
 
@@ -202,6 +284,7 @@ impl SubspaceWork {
             t: vec![0.0; m * m],
             t_vals: vec![0.0; m],
             t_vecs: vec![0.0; m * m],
+            lanes: vec![0.0; LANES * n],
             jacobi: JacobiWork::new(m),
         }
     }
@@ -218,32 +301,20 @@ pub fn top_eigen_into(
     vals: &mut [f64],
     vecs: &mut [f64],
 ) {
-    let SubspaceWork { n, k, m, q, z, t, t_vals, t_vecs, jacobi } = work;
+    let SubspaceWork { n, k, m, q, z, t, t_vals, t_vecs, lanes, jacobi } = work;
     let (n, k, m) = (*n, *k, *m);
     assert!(c.len() == n * n && vals.len() == k && vecs.len() == k * n, "top_eigen_into");
     q.iter_mut().enumerate().for_each(|(i, v)| *v = pseudo_random(i as u64));
     orthonormalize_rows(q, m, n);
     // z_i = C q_i (C symmetric, so rows of C dot q_i)
-    let apply = |q: &[f64], z: &mut [f64]| {
-        for (qi, zi) in q.chunks_exact(n).zip(z.chunks_exact_mut(n)) {
-            for (r, o) in zi.iter_mut().enumerate() {
-                *o = c[r * n..(r + 1) * n].iter().zip(qi).map(|(a, b)| a * b).sum();
-            }
-        }
-    };
     for _ in 0..iters {
-        apply(q, z);
+        dots_into(c, q, n, lanes, z, 1, n);
         std::mem::swap(q, z);
         orthonormalize_rows(q, m, n);
     }
     // Rayleigh-Ritz: T = Q C Q^T (m x m)
-    apply(q, z);
-    for i in 0..m {
-        for j in 0..m {
-            t[i * m + j] =
-                q[i * n..(i + 1) * n].iter().zip(&z[j * n..(j + 1) * n]).map(|(a, b)| a * b).sum();
-        }
-    }
+    dots_into(c, q, n, lanes, z, 1, n);
+    dots_into(q, z, n, lanes, t, m, 1);
     for i in 0..m {
         for j in i + 1..m {
             let s = 0.5 * (t[i * m + j] + t[j * m + i]);
@@ -289,6 +360,85 @@ mod tests {
     fn cholesky_rejects_indefinite() {
         let mut a = [1.0, 2.0, 2.0, 1.0];
         assert!(matches!(cholesky(&mut a, 2, "t"), Err(Error::NotPositiveDefinite { row: 1, .. })));
+    }
+
+    #[test]
+    fn dots_into_gives_the_bits_of_one_product_at_a_time() {
+        // 11 rows of b: a full block of LANES and a short one
+        let (n, ma, mb) = (13, 5, 11);
+        let a: Vec<f64> = (0..ma * n).map(|i| pseudo_random(i as u64)).collect();
+        let b: Vec<f64> = (0..mb * n).map(|i| pseudo_random(1000 + i as u64)).collect();
+        let mut lanes = vec![0.0; LANES * n];
+        let (mut by_a, mut by_b) = (vec![0.0; ma * mb], vec![0.0; ma * mb]);
+        dots_into(&a, &b, n, &mut lanes, &mut by_a, mb, 1);
+        dots_into(&a, &b, n, &mut lanes, &mut by_b, 1, ma);
+        for i in 0..ma {
+            for j in 0..mb {
+                let one: f64 =
+                    a[i * n..][..n].iter().zip(&b[j * n..][..n]).map(|(x, y)| x * y).sum();
+                assert_eq!(by_a[i * mb + j].to_bits(), one.to_bits(), "{i} {j}");
+                assert_eq!(by_b[j * ma + i].to_bits(), one.to_bits(), "{i} {j}");
+            }
+        }
+    }
+
+    #[test]
+    fn jacobi_gives_the_bits_of_the_textbook_rotations() {
+        // the textbook order: columns of `a`, rows of `a`, columns of `v`
+        let n = 23;
+        let mut a = vec![0.0; n * n];
+        for i in 0..n {
+            for j in 0..=i {
+                let x = pseudo_random((i * n + j) as u64);
+                (a[i * n + j], a[j * n + i]) = (x, x);
+            }
+        }
+        let (vals, vecs) = sym_eigen(&a, n);
+        let (mut r, mut v) = (a.clone(), vec![0.0; n * n]);
+        (0..n).for_each(|i| v[i * n + i] = 1.0);
+        for _ in 0..60 {
+            let off: f64 = (0..n)
+                .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
+                .map(|(i, j)| r[i * n + j] * r[i * n + j])
+                .sum();
+            let diag: f64 = (0..n).map(|i| r[i * n + i] * r[i * n + i]).sum();
+            if off <= 1e-24 * diag.max(f64::MIN_POSITIVE) {
+                break;
+            }
+            for p in 0..n {
+                for q in p + 1..n {
+                    let apq = r[p * n + q];
+                    if apq.abs() < 1e-300 {
+                        continue;
+                    }
+                    let theta = (r[q * n + q] - r[p * n + p]) / (2.0 * apq);
+                    let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                    let t = if theta == 0.0 { 1.0 } else { t };
+                    let c = 1.0 / (t * t + 1.0).sqrt();
+                    let s = t * c;
+                    for k in 0..n {
+                        let (x, y) = (r[k * n + p], r[k * n + q]);
+                        (r[k * n + p], r[k * n + q]) = (c * x - s * y, s * x + c * y);
+                    }
+                    for k in 0..n {
+                        let (x, y) = (r[p * n + k], r[q * n + k]);
+                        (r[p * n + k], r[q * n + k]) = (c * x - s * y, s * x + c * y);
+                    }
+                    for k in 0..n {
+                        let (x, y) = (v[k * n + p], v[k * n + q]);
+                        (v[k * n + p], v[k * n + q]) = (c * x - s * y, s * x + c * y);
+                    }
+                }
+            }
+        }
+        let mut idx: Vec<usize> = (0..n).collect();
+        idx.sort_unstable_by(|&i, &j| r[j * n + j].total_cmp(&r[i * n + i]).then(i.cmp(&j)));
+        for (row, &i) in idx.iter().enumerate() {
+            assert_eq!(vals[row].to_bits(), r[i * n + i].to_bits(), "value {row}");
+            for k in 0..n {
+                assert_eq!(vecs[row * n + k].to_bits(), v[k * n + i].to_bits(), "vector {row}");
+            }
+        }
     }
 
     #[test]

@@ -29,6 +29,7 @@
 //! labels_per_class = 10
 //! stream_len = 5000      # unlabeled samples from the pool, excluding the labelled ones
 //! ood_fraction = 0.3     # share of the stream replaced by ood_x samples (0 if absent)
+//! stream_imbalance = 10  # optional: a long-tailed stream, the first class 10x the last
 //! gate = true            # run each SSL algorithm with the gate, and also without it
 //!
 //! [learner]              # optional overrides of the defaults, for every run (baselines too)
@@ -150,6 +151,17 @@ pub struct ProtocolSection {
     /// Test accuracy along the stream every this many samples (default 1000).
     #[serde(default = "default_eval")]
     pub eval_every: usize,
+    /// A long-tailed stream: class `c` (of `K`, in label order) keeps the share
+    /// `imbalance^(-c / (K - 1))` of its pool rows, so the first class is `imbalance` times as
+    /// frequent as the last (the exponential profile of the long-tailed SSL literature); the
+    /// labelled set and the test set stay balanced, and the stream is shorter than
+    /// `stream_len` if the pool runs out. Default 1: every class as the pool has it.
+    #[serde(default = "default_imbalance")]
+    pub stream_imbalance: f64,
+}
+
+fn default_imbalance() -> f64 {
+    1.0
 }
 
 fn default_labels() -> usize {
@@ -380,6 +392,12 @@ impl Spec {
             return Err(bad(format!(
                 "protocol.ood_fraction {} not in [0, 1)",
                 spec.protocol.ood_fraction
+            )));
+        }
+        if !(spec.protocol.stream_imbalance >= 1.0 && spec.protocol.stream_imbalance.is_finite()) {
+            return Err(bad(format!(
+                "protocol.stream_imbalance {} is not a finite ratio >= 1",
+                spec.protocol.stream_imbalance
             )));
         }
         if spec.protocol.labels_per_class == 0 || spec.protocol.stream_len == 0 {
@@ -700,6 +718,22 @@ pub fn draw(
     let labeled = sample_per_class(pool_y, None, n_classes, p.labels_per_class, &mut rng)?;
     let mut rest: Vec<usize> = (0..pool_y.len()).filter(|i| !labeled.contains(i)).collect();
     rest.shuffle(&mut rng);
+    if p.stream_imbalance > 1.0 {
+        // each class keeps the first rows of its share, in the shuffled order
+        let mut left: Vec<usize> = (0..n_classes)
+            .map(|c| {
+                let have = rest.iter().filter(|&&i| pool_y[i] as usize == c).count();
+                let e = c as f64 / (n_classes.max(2) - 1) as f64;
+                (have as f64 * p.stream_imbalance.powf(-e)).round() as usize
+            })
+            .collect();
+        rest.retain(|&i| {
+            let k = &mut left[pool_y[i] as usize];
+            let keep = *k > 0;
+            *k = k.saturating_sub(1);
+            keep
+        });
+    }
     let n_ood =
         if ood_rows > 0 { (p.stream_len as f64 * p.ood_fraction).round() as usize } else { 0 };
     let n_in = p.stream_len.saturating_sub(n_ood).min(rest.len());
@@ -834,6 +868,30 @@ format = "npy"
         assert_eq!(clean.stream.len(), 40);
         // a class with too few rows is an error, not a short draw
         assert!(draw(&spec, &pool_y[..8], 4, 0, 9).is_err());
+    }
+
+    #[test]
+    fn a_long_tailed_stream_keeps_each_class_its_share_and_balance_changes_nothing() {
+        // 5 classes x 100 pool rows, 2 labelled per class: 98 left per class
+        let pool_y: Vec<u32> = (0..500).map(|i| i % 5).collect();
+        let spec =
+            parse("labels_per_class = 2\nstream_len = 1000\nstream_imbalance = 16\n").unwrap();
+        let d = draw(&spec, &pool_y, 5, 0, 4).unwrap();
+        let count = |c: u32| {
+            d.stream.iter().filter(|r| matches!(**r, StreamRow::Pool(i) if pool_y[i] == c)).count()
+        };
+        // 98 * 16^(-c/4): 98, 49, 24.5 -> 25 (rounded), 12.25 -> 12, 6.125 -> 6
+        assert_eq!([0, 1, 2, 3, 4].map(count), [98, 49, 25, 12, 6]);
+        assert_eq!(d.stream.len(), 190, "shorter than stream_len: the pool ran out");
+        // the labelled set stays balanced; a ratio of 1 draws exactly what no key draws
+        assert_eq!(d.labeled.len(), 10);
+        let plain = parse("labels_per_class = 2\nstream_len = 300\n").unwrap();
+        let one = parse("labels_per_class = 2\nstream_len = 300\nstream_imbalance = 1\n").unwrap();
+        assert_eq!(draw(&one, &pool_y, 5, 0, 4).unwrap(), draw(&plain, &pool_y, 5, 0, 4).unwrap());
+        for bad in ["0.5", "nan", "inf"] {
+            let e = parse(&format!("stream_imbalance = {bad}\n")).unwrap_err().to_string();
+            assert!(e.contains("stream_imbalance"), "{e}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! d = 5120 (the camera model's 320 x 4 x 4 maps, `AdaptParams::graph_on_map`) the PCA goes
 //! through the Gram matrix of the 1024 rows instead of the covariance. `d5120-maps` is the
 //! camera default's graph (`PropagationParams::maps(16)`: PCA-512 half-whitened, each of the
-//! 16 positions normalized, 30 Sinkhorn rounds), timed in thread CPU time like the learner
+//! 16 positions normalized, propagation from zero), timed in thread CPU time like the learner
 //! benches (BENCHMARKS.md).
 
 use std::hint::black_box;

@@ -90,11 +90,11 @@ pub struct PropagationParams {
     /// out; 0 (default) reads them out as propagated. It assumes every entry belongs to one
     /// of the classes in roughly equal shares: on a long-tailed stream (Fashion-MNIST, the
     /// first class 10 times as frequent as the last) 30 rounds cost 3.83 points of test
-    /// accuracy, and strange input must stay out of the bank (the OOD gate). Measured on Fashion-MNIST with 30% MNIST digits and no gate
-    /// (seed 1): 0.651 test accuracy with 30 rounds against 0.778 without when the pseudo
-    /// entries start from the teacher's probabilities; starting from zero
-    /// ([`PropagationParams::teacher_start`] false, as [`PropagationParams::maps`]) 0.775
-    /// with 30 rounds (EVALUATION.md).
+    /// accuracy, and strange input must stay out of the bank (the OOD gate). Measured on
+    /// Fashion-MNIST with 30% MNIST digits and no gate (seed 1): 0.651 test accuracy with 30
+    /// rounds against 0.778 without when the pseudo entries start from the teacher's
+    /// probabilities; starting from zero ([`PropagationParams::teacher_start`] false, as
+    /// [`PropagationParams::maps`]) 0.775 with 30 rounds (EVALUATION.md).
     pub balance_iters: usize,
     /// Start the propagation from the teacher's probabilities on the pseudo entries (the
     /// "smooth" step of Correct-and-Smooth); false starts them at zero, as Zhou et al. and
@@ -151,9 +151,9 @@ impl PropagationParams {
     /// balanced). Balancing the propagated labels to equal class totals (30 Sinkhorn rounds)
     /// adds only 0.37 points on a class-balanced stream (15 seeds) but costs 3.83 on a
     /// long-tailed one (ratio 10, 5 of 5 seeds) and needs the OOD gate when strange input
-    /// reaches the bank, so it is off. Offline on the cached maps (100 labels, 10 seeds; the test vote of the
-    /// propagated labels) the normalization, PCA-512 and half whitening gave 0.819 against
-    /// 0.807 for the default graph.
+    /// reaches the bank, so it is off. Offline on the cached maps (100 labels, 10 seeds; the
+    /// test vote of the propagated labels) the normalization, PCA-512 and half whitening gave
+    /// 0.819 against 0.807 for the default graph.
     pub fn maps(positions: usize) -> Self {
         PropagationParams {
             pca_dim: 512,
@@ -393,10 +393,6 @@ fn std_power(var: f64, e: f32) -> f64 {
     }
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    dots(false, a, [b])[0]
-}
-
 /// The dot products of `b` with each of the `R` rows `xs` (each `b.len()` long) in one pass
 /// over `b`: with `wide` each as [`dot_wide`], else summed in order from `-0.0` as
 /// `Iterator::sum` does. Bit-identical to one product at a time; `R` at once read `b` once
@@ -445,6 +441,12 @@ unsafe fn dots_wide_avx<const R: usize>(b: &[f32], xs: [&[f32]; R]) -> [f32; R] 
 
 /// Rows projected together in [`Propagation::project`] and scanned together in the kNN search.
 const ROWS: usize = 4;
+
+/// Rows `i0..i0 + rows` (`rows` in `1..=ROWS`) of the row-major `[_, d]` matrix `m`, for
+/// [`dots`]; a short block repeats its last row in the unused lanes.
+fn row_block(m: &[f32], d: usize, i0: usize, rows: usize) -> [&[f32]; ROWS] {
+    std::array::from_fn(|r| &m[(i0 + r.min(rows - 1)) * d..][..d])
+}
 
 /// `row` normalized as [`normalize_map`] with `positions` and centred in place.
 fn centre_row(row: &mut [f32], positions: usize, mean: &[f64]) {
@@ -719,8 +721,7 @@ impl Propagation {
             let ri = &self.sample[i * d..(i + 1) * d];
             for j0 in (i..n).step_by(ROWS) {
                 let rows = ROWS.min(n - j0);
-                let xs: [&[f32]; ROWS] =
-                    std::array::from_fn(|r| &self.sample[(j0 + r.min(rows - 1)) * d..][..d]);
+                let xs = row_block(&self.sample, d, j0, rows);
                 for (r, &v) in dots(true, ri, xs)[..rows].iter().enumerate() {
                     let (j, g) = (j0 + r, f64::from(v) / n as f64);
                     self.cov[i * ns + j] = g;
@@ -794,9 +795,7 @@ impl Propagation {
                 row_of(self.slot_of[i0 + r] as usize, x)?;
                 centre_row(x, self.params.positions, &self.mean);
             }
-            // a short last block repeats its last row in the unused lanes
-            let xs: [&[f32]; ROWS] =
-                std::array::from_fn(|r| &self.rows[r.min(rows - 1) * d..][..d]);
+            let xs = row_block(&self.rows, d, 0, rows);
             for (c, b) in self.basis.chunks_exact(d).enumerate() {
                 let s = dots(self.gram, b, xs);
                 for (r, &v) in s[..rows].iter().enumerate() {
@@ -815,11 +814,10 @@ impl Propagation {
         let kn_eff = kn.min(n - 1);
         self.nbr[..n * kn].fill(u32::MAX);
         self.w[..n * kn].fill(f32::NEG_INFINITY);
-        // [`ROWS`] entries scan the bank together (a short last block repeats its last row)
+        // [`ROWS`] entries scan the bank together
         for i0 in (0..n).step_by(ROWS) {
             let rows = ROWS.min(n - i0);
-            let xs: [&[f32]; ROWS] =
-                std::array::from_fn(|r| &self.z[(i0 + r.min(rows - 1)) * p..][..p]);
+            let xs = row_block(&self.z, p, i0, rows);
             for (j, zj) in self.z[..n * p].chunks_exact(p).enumerate() {
                 let s = dots(self.gram, zj, xs);
                 for (r, &v) in s[..rows].iter().enumerate() {
@@ -1015,9 +1013,8 @@ impl Propagation {
         let (ws, nb) = (&mut self.qw[..kn], &mut self.qn[..kn]);
         ws.fill(f32::NEG_INFINITY);
         nb.fill(u32::MAX);
-        let dot = if self.gram { dot_wide } else { dot };
         for (j, zj) in self.z[..n * p].chunks_exact(p).enumerate() {
-            insert_top(ws, nb, dot(&self.q, zj), j);
+            insert_top(ws, nb, dots(self.gram, zj, [&self.q])[0], j);
         }
         out.fill(0.0);
         let mut total = 0.0;
@@ -1164,6 +1161,11 @@ mod tests {
             truth[o.slot().unwrap()] = c as u32;
         }
         (bank, truth)
+    }
+
+    /// The one-product-at-a-time dot of the covariance path.
+    fn dot(a: &[f32], b: &[f32]) -> f32 {
+        dots(false, a, [b])[0]
     }
 
     /// An uninformed teacher.

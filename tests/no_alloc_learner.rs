@@ -64,9 +64,11 @@ fn steady_state_observe_and_predict_allocate_nothing() {
         p.propagation.pca_dim = 8;
         p.propagation.every = 40;
         if p.adapt.as_ref().is_some_and(|a| a.graph_on_map) {
-            // the map graph's configuration (PropagationParams::maps) at this size
+            // the map graph's configuration (PropagationParams::maps) at this size, plus the
+            // Sinkhorn balancing it leaves off
             p.propagation.positions = 4;
             p.propagation.whiten = 0.5;
+            p.propagation.teacher_start = false;
             p.propagation.balance_iters = 30;
         }
         p.bank_capacity = 256;
